@@ -1,0 +1,54 @@
+"""LangChain integration for Lamatic AI: flows and agents as runnables and tools.
+
+Start with ``LamaticFlow`` for a flow in a chain, ``LamaticClient`` for the transport on its
+own, and ``langchain_lamatic.testing.LamaticTestServer`` for tests without the network.
+"""
+
+from langchain_lamatic._version import __version__
+from langchain_lamatic.auth import access_token_provider, create_access_token
+from langchain_lamatic.client import DEFAULT_TIMEOUT, LamaticClient, LamaticResponse
+from langchain_lamatic.errors import (
+    RETRYABLE_ERRORS,
+    LamaticAuthenticationError,
+    LamaticBadRequestError,
+    LamaticConnectionError,
+    LamaticError,
+    LamaticExecutionError,
+    LamaticNotFoundError,
+    LamaticPermissionError,
+    LamaticRateLimitError,
+    LamaticResponseError,
+    LamaticServerError,
+    LamaticTimeoutError,
+)
+from langchain_lamatic.runnables import (
+    CONFIG_ACCESS_TOKEN,
+    CONFIG_PROJECT_ID,
+    LamaticAgent,
+    LamaticFlow,
+)
+
+__all__ = [
+    "CONFIG_ACCESS_TOKEN",
+    "CONFIG_PROJECT_ID",
+    "DEFAULT_TIMEOUT",
+    "RETRYABLE_ERRORS",
+    "LamaticAgent",
+    "LamaticAuthenticationError",
+    "LamaticBadRequestError",
+    "LamaticClient",
+    "LamaticConnectionError",
+    "LamaticError",
+    "LamaticExecutionError",
+    "LamaticFlow",
+    "LamaticNotFoundError",
+    "LamaticPermissionError",
+    "LamaticRateLimitError",
+    "LamaticResponse",
+    "LamaticResponseError",
+    "LamaticServerError",
+    "LamaticTimeoutError",
+    "__version__",
+    "access_token_provider",
+    "create_access_token",
+]

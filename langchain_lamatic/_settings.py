@@ -1,0 +1,142 @@
+"""Connection settings: environment fallbacks, credential rules and endpoint normalisation."""
+
+from __future__ import annotations
+
+import ipaddress
+import os
+from dataclasses import dataclass
+from typing import Literal
+
+import httpx
+from pydantic import SecretStr
+
+ENDPOINT_ENV = "LAMATIC_ENDPOINT"
+PROJECT_ID_ENV = "LAMATIC_PROJECT_ID"
+API_KEY_ENV = "LAMATIC_API_KEY"
+ACCESS_TOKEN_ENV = "LAMATIC_ACCESS_TOKEN"  # noqa: S105
+
+CredentialKind = Literal["api_key", "access_token"]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved connection settings. The credential is kept as ``SecretStr``."""
+
+    endpoint: str
+    project_id: str
+    credential: SecretStr
+    credential_kind: CredentialKind
+
+
+def _secret_value(value: str | SecretStr | None) -> SecretStr | None:
+    if value is None:
+        return None
+    if isinstance(value, SecretStr):
+        return value if value.get_secret_value() else None
+    if not isinstance(value, str):
+        raise TypeError(f"credentials must be str or SecretStr, got {type(value).__name__}")
+    return SecretStr(value) if value else None
+
+
+def _env(name: str) -> str | None:
+    value = os.environ.get(name, "").strip()
+    return value or None
+
+
+def resolve_credential(
+    api_key: str | SecretStr | None, access_token: str | SecretStr | None
+) -> tuple[SecretStr, CredentialKind]:
+    """Pick the one credential to use: arguments first, then the environment.
+
+    Credentials given as arguments replace both environment variables, so an explicit
+    ``access_token`` is not in conflict with a ``LAMATIC_API_KEY`` set in the shell.
+
+    Raises:
+        ValueError: when no credential is set, or both are set at the same level.
+    """
+    key = _secret_value(api_key)
+    token = _secret_value(access_token)
+    source = "arguments"
+    if key is None and token is None:
+        key = _secret_value(_env(API_KEY_ENV))
+        token = _secret_value(_env(ACCESS_TOKEN_ENV))
+        source = "environment"
+    if key is not None and token is not None:
+        if source == "arguments":
+            raise ValueError("Both api_key and access_token were given; pass exactly one of them.")
+        raise ValueError(
+            f"Both {API_KEY_ENV} and {ACCESS_TOKEN_ENV} are set; unset one of them, or pass "
+            "api_key= or access_token= explicitly."
+        )
+    if token is not None:
+        return token, "access_token"
+    if key is not None:
+        return key, "api_key"
+    raise ValueError(
+        f"No Lamatic credential: pass api_key= or access_token=, or set {API_KEY_ENV} or "
+        f"{ACCESS_TOKEN_ENV}. Find the API key under Settings > API Keys in Lamatic Studio."
+    )
+
+
+def resolve_text(value: str | None, *, argument: str, env: str, example: str) -> str:
+    """Return ``value`` or the environment variable ``env``, or raise naming both."""
+    if value is not None and not isinstance(value, str):
+        raise TypeError(f"{argument} must be a str, got {type(value).__name__}")
+    resolved = (value or "").strip() or _env(env)
+    if not resolved:
+        raise ValueError(
+            f"Missing {argument}: pass {argument}= or set {env} (for example {example})."
+        )
+    return resolved
+
+
+def is_loopback_host(host: str) -> bool:
+    """Return whether ``host`` names this machine: ``localhost`` or a loopback IP address."""
+    host = host.strip("[]").lower()
+    if host == "localhost" or host.endswith(".localhost"):
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def normalise_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> str:
+    """Return the GraphQL URL for ``endpoint``, appending ``/graphql`` to a bare base URL.
+
+    ``https://x.lamatic.dev``, ``https://x.lamatic.dev/`` and ``https://x.lamatic.dev/graphql/``
+    all give ``https://x.lamatic.dev/graphql``. Any other path is kept as given, less one trailing
+    slash.
+
+    Raises:
+        ValueError: for a URL that is not http(s), has no host, carries credentials, a query or
+            a fragment, or uses plain ``http://`` for a host that is not loopback while
+            ``allow_insecure_http`` is false.
+    """
+    raw = endpoint.strip()
+    try:
+        url = httpx.URL(raw)
+    except (httpx.InvalidURL, TypeError) as error:
+        raise ValueError(f"Invalid endpoint {raw!r}: {error}") from None
+    if url.scheme not in ("http", "https") or not url.host:
+        raise ValueError(
+            f"Invalid endpoint {raw!r}: expected an http(s) URL such as "
+            "https://<project>.lamatic.dev/graphql."
+        )
+    if url.userinfo:
+        raise ValueError(
+            "Invalid endpoint: it contains a user name or password; pass credentials as "
+            "api_key= or access_token= instead."
+        )
+    if url.query or url.fragment:
+        raise ValueError(f"Invalid endpoint {raw!r}: remove the query string or fragment.")
+    if url.scheme == "http" and not allow_insecure_http and not is_loopback_host(url.host):
+        raise ValueError(
+            f"Refusing plain http:// for {url.host!r}: the credential would travel unencrypted. "
+            "Use https://, or pass allow_insecure_http=True if the network is trusted."
+        )
+
+    path = url.path.rstrip("/")
+    if path == "":
+        path = "/graphql"
+    return str(url.copy_with(path=path))

@@ -1,0 +1,478 @@
+"""Typed errors raised by langchain-lamatic, and the one function that classifies responses.
+
+The tree::
+
+    LamaticError
+    ├── LamaticConnectionError        the endpoint could not be reached (refused, DNS, TLS)
+    │   └── LamaticTimeoutError       a connect, read or overall deadline passed
+    ├── LamaticBadRequestError        HTTP 400 or 422, or a GraphQL error about query or payload
+    ├── LamaticAuthenticationError    HTTP 401, or a GraphQL error: invalid key or token
+    ├── LamaticPermissionError        HTTP 403: wrong project, no permission, or an expired token
+    ├── LamaticNotFoundError          HTTP 404, or the flow or agent is missing or not deployed
+    ├── LamaticRateLimitError         HTTP 429; ``retry_after`` holds the server's wait in seconds
+    ├── LamaticServerError            HTTP 5xx, including HTML pages from a proxy
+    ├── LamaticResponseError          a 2xx body that is not JSON or lacks the expected fields
+    └── LamaticExecutionError         the flow or agent ran and reported "error" or "failed"
+
+Every error carries ``status_code``, ``request_id`` (when known), ``operation``, ``flow_id`` or
+``agent_id``, ``body_excerpt`` (short and redacted) and ``attempts``, and pickles with them.
+``retryable`` says whether sending the same request again can help.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+from collections.abc import Mapping
+from email.utils import parsedate_to_datetime
+from typing import Any, ClassVar
+
+__all__ = [
+    "RETRYABLE_ERRORS",
+    "LamaticAuthenticationError",
+    "LamaticBadRequestError",
+    "LamaticConnectionError",
+    "LamaticError",
+    "LamaticExecutionError",
+    "LamaticNotFoundError",
+    "LamaticPermissionError",
+    "LamaticRateLimitError",
+    "LamaticResponseError",
+    "LamaticServerError",
+    "LamaticTimeoutError",
+    "classify_graphql_errors",
+    "classify_response",
+    "redact",
+]
+
+BODY_EXCERPT_CHARS = 300
+
+
+class LamaticError(Exception):
+    """Base class of every error raised by langchain-lamatic."""
+
+    retryable: ClassVar[bool] = False
+    hint: ClassVar[str] = ""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status_code: int | None = None,
+        request_id: str | None = None,
+        operation: str | None = None,
+        flow_id: str | None = None,
+        agent_id: str | None = None,
+        body_excerpt: str | None = None,
+        attempts: int = 1,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.status_code = status_code
+        self.request_id = request_id
+        self.operation = operation
+        self.flow_id = flow_id
+        self.agent_id = agent_id
+        self.body_excerpt = body_excerpt
+        self.attempts = attempts
+
+    def _fields(self) -> dict[str, Any]:
+        return {
+            "status_code": self.status_code,
+            "request_id": self.request_id,
+            "operation": self.operation,
+            "flow_id": self.flow_id,
+            "agent_id": self.agent_id,
+            "body_excerpt": self.body_excerpt,
+            "attempts": self.attempts,
+        }
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_rebuild_error, (type(self), self.message, self._fields()))
+
+    def __str__(self) -> str:
+        details = []
+        if self.flow_id is not None:
+            details.append(f"flow_id={self.flow_id!r}")
+        if self.agent_id is not None:
+            details.append(f"agent_id={self.agent_id!r}")
+        if self.operation is not None:
+            details.append(f"operation={self.operation}")
+        if self.status_code is not None:
+            details.append(f"status_code={self.status_code}")
+        if self.request_id is not None:
+            details.append(f"request_id={self.request_id!r}")
+        if self.attempts > 1:
+            details.append(f"attempts={self.attempts}")
+        text = self.message
+        if details:
+            text = f"{text} ({', '.join(details)})"
+        if self.hint:
+            text = f"{text}. {self.hint}"
+        return text
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({self.message!r}, status_code={self.status_code!r})"
+
+
+def _rebuild_error(cls: type[LamaticError], message: str, fields: dict[str, Any]) -> LamaticError:
+    retry_after = fields.pop("retry_after", None)
+    error = cls(message, **fields)
+    if isinstance(error, LamaticRateLimitError):
+        error.retry_after = retry_after
+    return error
+
+
+class LamaticConnectionError(LamaticError):
+    """The endpoint could not be reached: connection refused, DNS failure, TLS error or reset."""
+
+    retryable = True
+    hint = "Check LAMATIC_ENDPOINT and the network, then try again"
+
+
+class LamaticTimeoutError(LamaticConnectionError):
+    """A connect, read or overall deadline passed before Lamatic answered."""
+
+    hint = (
+        "Raise the timeout if the flow runs long, or make the flow async so it can be polled; "
+        "a flow that timed out may still have run"
+    )
+
+
+class LamaticBadRequestError(LamaticError):
+    """HTTP 400 or 422, or a GraphQL error about an invalid query, variables or payload."""
+
+    hint = "Check the payload against the flow's API Request schema"
+
+
+class LamaticAuthenticationError(LamaticError):
+    """HTTP 401, or a GraphQL error saying the API key or access token is invalid."""
+
+    hint = "Check LAMATIC_API_KEY or LAMATIC_ACCESS_TOKEN"
+
+
+class LamaticPermissionError(LamaticError):
+    """HTTP 403: the credential may not use this project or flow, or the access token expired."""
+
+    hint = (
+        "Check that LAMATIC_PROJECT_ID matches the credential's project, and mint a new access "
+        "token if it may have expired"
+    )
+
+
+class LamaticNotFoundError(LamaticError):
+    """HTTP 404, or a GraphQL error saying the flow or agent does not exist or is not deployed."""
+
+    hint = "Check the id and that the flow is deployed, and that the endpoint ends in /graphql"
+
+
+class LamaticRateLimitError(LamaticError):
+    """HTTP 429. ``retry_after`` is the server's requested wait in seconds, when it sent one."""
+
+    retryable = True
+    hint = "Slow down, or raise max_retries so the client waits and retries"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "retry_after": self.retry_after}
+
+
+class LamaticServerError(LamaticError):
+    """HTTP 5xx, including bodies that are not JSON, such as a proxy's HTML error page."""
+
+    retryable = True
+    hint = "The Lamatic service or a proxy in front of it failed; try again later"
+
+
+class LamaticResponseError(LamaticError):
+    """A 2xx response whose body is not valid JSON or lacks the expected fields."""
+
+    hint = "The endpoint may not be a Lamatic GraphQL endpoint; check that it ends in /graphql"
+
+
+class LamaticExecutionError(LamaticError):
+    """The flow or agent ran and reported status "error" or "failed"."""
+
+    hint = "The flow itself failed; see its run log in Lamatic Studio"
+
+
+RETRYABLE_ERRORS: tuple[type[LamaticError], ...] = (
+    LamaticConnectionError,
+    LamaticRateLimitError,
+    LamaticServerError,
+)
+"""Errors worth retrying, for ``Runnable.with_retry(retry_if_exception_type=RETRYABLE_ERRORS)``.
+
+Lamatic has no idempotency key, so retrying a timeout or a 5xx may run a flow twice. Use this
+only for flows without side effects, or accept duplicates.
+"""
+
+
+# --- Redaction -------------------------------------------------------------------------------
+
+_SECRET_PATTERNS = (
+    re.compile(r"eyJ[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*"),
+    re.compile(r"\blt-[A-Za-z0-9_-]{6,}"),
+    re.compile(r"(?i)(bearer\s+)[^\s\"',]+"),
+    re.compile(
+        r"(?i)(\"?(?:authorization|x-lamatic-signature|api_?key|access_?token|secret)"
+        r"\"?\s*[:=]\s*\"?)[^\s\"',}]+"
+    ),
+)
+
+
+def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
+    """Replace credential-shaped strings and the given secret values with ``[REDACTED]``."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[REDACTED]")
+    for pattern in _SECRET_PATTERNS:
+        if pattern.groups:
+            text = pattern.sub(lambda match: match.group(1) + "[REDACTED]", text)
+        else:
+            text = pattern.sub("[REDACTED]", text)
+    return text
+
+
+def body_excerpt(body: bytes | str, secrets: tuple[str, ...] = ()) -> str:
+    """Return the first characters of a response body, redacted, on one line."""
+    text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    text = " ".join(text[: BODY_EXCERPT_CHARS * 2].split())
+    text = redact(text, secrets)
+    if len(text) > BODY_EXCERPT_CHARS:
+        text = text[:BODY_EXCERPT_CHARS] + "..."
+    return text
+
+
+# --- Classification --------------------------------------------------------------------------
+
+_STATUS_ERRORS: dict[int, type[LamaticError]] = {
+    400: LamaticBadRequestError,
+    401: LamaticAuthenticationError,
+    403: LamaticPermissionError,
+    404: LamaticNotFoundError,
+    422: LamaticBadRequestError,
+    429: LamaticRateLimitError,
+}
+
+# GraphQL ``extensions.code`` values (Apollo's names and common variants), upper-cased.
+_GRAPHQL_CODE_ERRORS: dict[str, type[LamaticError]] = {
+    "UNAUTHENTICATED": LamaticAuthenticationError,
+    "UNAUTHORIZED": LamaticAuthenticationError,
+    "INVALID_API_KEY": LamaticAuthenticationError,
+    "INVALID_TOKEN": LamaticAuthenticationError,
+    "FORBIDDEN": LamaticPermissionError,
+    "TOKEN_EXPIRED": LamaticPermissionError,
+    "NOT_FOUND": LamaticNotFoundError,
+    "FLOW_NOT_FOUND": LamaticNotFoundError,
+    "AGENT_NOT_FOUND": LamaticNotFoundError,
+    "GRAPHQL_PARSE_FAILED": LamaticBadRequestError,
+    "GRAPHQL_VALIDATION_FAILED": LamaticBadRequestError,
+    "BAD_USER_INPUT": LamaticBadRequestError,
+    "BAD_REQUEST": LamaticBadRequestError,
+    "VALIDATION_ERROR": LamaticBadRequestError,
+    "RATE_LIMITED": LamaticRateLimitError,
+    "TOO_MANY_REQUESTS": LamaticRateLimitError,
+    "INTERNAL_SERVER_ERROR": LamaticServerError,
+    "SERVICE_UNAVAILABLE": LamaticServerError,
+}
+
+# Tried in order when no code matched; the first pattern found in the message wins.
+_GRAPHQL_MESSAGE_ERRORS: tuple[tuple[re.Pattern[str], type[LamaticError]], ...] = (
+    (re.compile(r"expired|permission|forbidden|not allowed|access denied"), LamaticPermissionError),
+    (
+        re.compile(
+            r"invalid (api[ _-]?key|token|access token|signature|credential)|"
+            r"unauthori[sz]ed|unauthenticated|authentication|api key"
+        ),
+        LamaticAuthenticationError,
+    ),
+    (re.compile(r"rate limit|too many requests"), LamaticRateLimitError),
+    (
+        re.compile(
+            r"not found|does not exist|doesn't exist|not deployed|no such|unknown (flow|agent)"
+        ),
+        LamaticNotFoundError,
+    ),
+    (
+        re.compile(
+            r"syntax error|cannot query field|unknown argument|variable|expected type|"
+            r"invalid (query|payload|input|value)|must not have a selection|"
+            r"validation|required"
+        ),
+        LamaticBadRequestError,
+    ),
+    (re.compile(r"internal server error|internal error"), LamaticServerError),
+)
+
+
+def _graphql_error_class(error: Any) -> type[LamaticError]:
+    if not isinstance(error, Mapping):
+        return LamaticResponseError
+    extensions = error.get("extensions")
+    if isinstance(extensions, Mapping):
+        code = extensions.get("code")
+        if isinstance(code, str) and code.upper() in _GRAPHQL_CODE_ERRORS:
+            return _GRAPHQL_CODE_ERRORS[code.upper()]
+    message = str(error.get("message", "")).lower()
+    for pattern, error_class in _GRAPHQL_MESSAGE_ERRORS:
+        if pattern.search(message):
+            return error_class
+    return LamaticBadRequestError
+
+
+def _graphql_messages(errors: list[Any]) -> str:
+    messages = []
+    for error in errors[:3]:
+        if isinstance(error, Mapping) and error.get("message"):
+            messages.append(str(error["message"]))
+        else:
+            messages.append(str(error)[:100])
+    return "; ".join(messages) or "no message"
+
+
+def classify_graphql_errors(
+    errors: list[Any],
+    *,
+    status_code: int,
+    operation: str | None,
+    flow_id: str | None = None,
+    agent_id: str | None = None,
+    body_excerpt: str | None = None,
+    request_id: str | None = None,
+    secrets: tuple[str, ...] = (),
+) -> LamaticError:
+    """Map a GraphQL ``errors`` list (from a body or a stream frame) to the matching typed error.
+
+    The first error decides the class: ``extensions.code`` when it is a known code, otherwise
+    the message. A message that matches nothing counts as a bad request, because GraphQL puts
+    query and variable problems there.
+    """
+    error_class = _graphql_error_class(errors[0]) if errors else LamaticResponseError
+    what = _target(operation, flow_id, agent_id)
+    message = redact(f"{what} failed: {_graphql_messages(errors)}", secrets)
+    return error_class(
+        message,
+        status_code=status_code,
+        request_id=request_id,
+        operation=operation,
+        flow_id=flow_id,
+        agent_id=agent_id,
+        body_excerpt=body_excerpt,
+    )
+
+
+def _target(operation: str | None, flow_id: str | None, agent_id: str | None) -> str:
+    if flow_id is not None:
+        return f"Lamatic flow {flow_id!r}"
+    if agent_id is not None:
+        return f"Lamatic agent {agent_id!r}"
+    return f"Lamatic {operation or 'request'}"
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """Parse a ``Retry-After`` header given in seconds or as an HTTP date, in seconds from now."""
+    if value is None:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError, OverflowError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=_dt.timezone.utc)
+        seconds = (when - _dt.datetime.now(_dt.timezone.utc)).total_seconds()
+    if seconds != seconds or seconds in (float("inf"), float("-inf")):
+        return None
+    return max(0.0, seconds)
+
+
+def classify_response(
+    status_code: int,
+    body: bytes,
+    *,
+    operation: str,
+    headers: Mapping[str, str] | None = None,
+    flow_id: str | None = None,
+    agent_id: str | None = None,
+    secrets: tuple[str, ...] = (),
+) -> Any:
+    """Return the ``data[operation]`` value of a response, or raise the typed error it carries.
+
+    Order: HTTP status, then GraphQL ``errors``, then the shape of ``data``. A 2xx body that is
+    not JSON or has no ``data[operation]`` raises ``LamaticResponseError``. The caller
+    interprets the value (for example an execution's ``status``).
+
+    Raises:
+        LamaticError: the subclass the response calls for.
+    """
+    excerpt = body_excerpt(body, secrets)
+    common: dict[str, Any] = {
+        "status_code": status_code,
+        "operation": operation,
+        "flow_id": flow_id,
+        "agent_id": agent_id,
+        "body_excerpt": excerpt,
+    }
+    what = _target(operation, flow_id, agent_id)
+
+    try:
+        document: Any = json.loads(body) if body.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    errors = document.get("errors") if isinstance(document, Mapping) else None
+    has_errors = isinstance(errors, list) and len(errors) > 0
+
+    if status_code >= 400 or not 200 <= status_code < 300:
+        error_class = _STATUS_ERRORS.get(status_code)
+        if error_class is None and status_code >= 500:
+            error_class = LamaticServerError
+        elif error_class is None and status_code >= 400:
+            error_class = LamaticBadRequestError
+        elif error_class is None:
+            # 1xx and 3xx: redirects are not followed, so the endpoint is probably wrong.
+            error_class = LamaticResponseError
+        if has_errors:
+            reason = _graphql_messages(errors)  # type: ignore[arg-type]
+        elif document is None:
+            reason = "the body is not JSON" if body.strip() else "the body is empty"
+        else:
+            reason = "no GraphQL errors in the body"
+        message = redact(f"{what} failed with HTTP {status_code}: {reason}", secrets)
+        if error_class is LamaticRateLimitError:
+            retry_after = parse_retry_after((headers or {}).get("retry-after"))
+            return_error: LamaticError = LamaticRateLimitError(
+                message, retry_after=retry_after, **common
+            )
+        else:
+            return_error = error_class(message, **common)
+        raise return_error
+
+    if has_errors:
+        raise classify_graphql_errors(
+            errors,  # type: ignore[arg-type]
+            status_code=status_code,
+            operation=operation,
+            flow_id=flow_id,
+            agent_id=agent_id,
+            body_excerpt=excerpt,
+            secrets=secrets,
+        )
+    if document is None:
+        reason = "an empty body" if not body.strip() else "a body that is not valid JSON"
+        raise LamaticResponseError(f"{what} returned {reason} with HTTP {status_code}", **common)
+    if not isinstance(document, Mapping):
+        raise LamaticResponseError(f"{what} returned JSON that is not an object", **common)
+    data = document.get("data")
+    if not isinstance(data, Mapping) or data.get(operation) is None:
+        raise LamaticResponseError(
+            f"{what} returned no data.{operation} in the response body", **common
+        )
+    return data[operation]
