@@ -53,7 +53,8 @@ class LamaticError(Exception):
     """Base class of every error raised by langchain-lamatic."""
 
     retryable: ClassVar[bool] = False
-    hint: ClassVar[str] = ""
+    hint: str = ""
+    """What to do next; the class default, unless the error was raised with its own hint."""
 
     def __init__(
         self,
@@ -66,8 +67,11 @@ class LamaticError(Exception):
         agent_id: str | None = None,
         body_excerpt: str | None = None,
         attempts: int = 1,
+        hint: str | None = None,
     ) -> None:
         super().__init__(message)
+        if hint is not None:
+            self.hint = hint
         self.message = message
         self.status_code = status_code
         self.request_id = request_id
@@ -86,6 +90,7 @@ class LamaticError(Exception):
             "agent_id": self.agent_id,
             "body_excerpt": self.body_excerpt,
             "attempts": self.attempts,
+            "hint": self.__dict__.get("hint"),
         }
 
     def __reduce__(self) -> tuple[Any, ...]:
@@ -283,11 +288,17 @@ _GRAPHQL_CODE_ERRORS: dict[str, type[LamaticError]] = {
 
 # Tried in order when no code matched; the first pattern found in the message wins.
 _GRAPHQL_MESSAGE_ERRORS: tuple[tuple[re.Pattern[str], type[LamaticError]], ...] = (
-    (re.compile(r"expired|permission|forbidden|not allowed|access denied"), LamaticPermissionError),
+    (
+        re.compile(
+            r"expired|permission|forbidden|not allowed|access denied|not authori[sz]ed|"
+            r"(do not|does not|don't) have access|no access"
+        ),
+        LamaticPermissionError,
+    ),
     (
         re.compile(
             r"invalid (api[ _-]?key|token|access token|signature|credential)|"
-            r"unauthori[sz]ed|unauthenticated|authentication|api key"
+            r"unauthori[sz]ed|unauthenticated|authentication|api key|\bjwt\b"
         ),
         LamaticAuthenticationError,
     ),
@@ -306,11 +317,20 @@ _GRAPHQL_MESSAGE_ERRORS: tuple[tuple[re.Pattern[str], type[LamaticError]], ...] 
         ),
         LamaticBadRequestError,
     ),
-    (re.compile(r"internal server error|internal error"), LamaticServerError),
+    (
+        re.compile(r"internal server error|internal error|bad gateway|service unavailable"),
+        LamaticServerError,
+    ),
 )
 
+# Quoted names in a message ("Flow 'token-expired-digest' not found") are not reasons, so they
+# are removed before the patterns above are tried. An apostrophe inside a word is kept.
+_QUOTED_NAME = re.compile(r"\"[^\"]*\"|(?<!\w)'[^']*'(?!\w)")
 
-def _graphql_error_class(error: Any) -> type[LamaticError]:
+
+def _graphql_error_class(
+    error: Any, target_ids: tuple[str | None, ...] = ()
+) -> type[LamaticError]:
     if not isinstance(error, Mapping):
         return LamaticResponseError
     extensions = error.get("extensions")
@@ -318,7 +338,11 @@ def _graphql_error_class(error: Any) -> type[LamaticError]:
         code = extensions.get("code")
         if isinstance(code, str) and code.upper() in _GRAPHQL_CODE_ERRORS:
             return _GRAPHQL_CODE_ERRORS[code.upper()]
-    message = str(error.get("message", "")).lower()
+    message = _QUOTED_NAME.sub(" ", str(error.get("message", "")))
+    for target_id in target_ids:
+        if target_id:
+            message = re.sub(rf"(?<![\w-]){re.escape(target_id)}(?![\w-])", " ", message)
+    message = message.lower()
     for pattern, error_class in _GRAPHQL_MESSAGE_ERRORS:
         if pattern.search(message):
             return error_class
@@ -352,7 +376,9 @@ def classify_graphql_errors(
     the message. A message that matches nothing counts as a bad request, because GraphQL puts
     query and variable problems there.
     """
-    error_class = _graphql_error_class(errors[0]) if errors else LamaticResponseError
+    error_class = (
+        _graphql_error_class(errors[0], (flow_id, agent_id)) if errors else LamaticResponseError
+    )
     what = _target(operation, flow_id, agent_id)
     message = redact(f"{what} failed: {_graphql_messages(errors)}", secrets)
     return error_class(
@@ -413,6 +439,19 @@ def classify_response(
     Raises:
         LamaticError: the subclass the response calls for.
     """
+    try:
+        document: Any = json.loads(body) if body.strip() else None
+    except (ValueError, UnicodeDecodeError):
+        document = None
+    errors = document.get("errors") if isinstance(document, Mapping) else None
+    has_errors = isinstance(errors, list) and len(errors) > 0
+
+    # Success returns before the redacted excerpt is built: redaction costs more than parsing.
+    if 200 <= status_code < 300 and not has_errors and isinstance(document, Mapping):
+        data = document.get("data")
+        if isinstance(data, Mapping) and data.get(operation) is not None:
+            return data[operation]
+
     excerpt = body_excerpt(body, secrets)
     common: dict[str, Any] = {
         "status_code": status_code,
@@ -422,13 +461,6 @@ def classify_response(
         "body_excerpt": excerpt,
     }
     what = _target(operation, flow_id, agent_id)
-
-    try:
-        document: Any = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
-        document = None
-    errors = document.get("errors") if isinstance(document, Mapping) else None
-    has_errors = isinstance(errors, list) and len(errors) > 0
 
     if status_code >= 400 or not 200 <= status_code < 300:
         error_class = _STATUS_ERRORS.get(status_code)
