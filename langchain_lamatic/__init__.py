@@ -27,6 +27,8 @@ from langchain_lamatic.runnables import (
     LamaticAgent,
     LamaticFlow,
 )
+from langchain_lamatic.toolkit import LamaticToolDefinition, LamaticToolkit
+from langchain_lamatic.tools import LamaticAgentTool, LamaticFlowTool, LamaticToolError
 
 __all__ = [
     "CONFIG_ACCESS_TOKEN",
@@ -34,6 +36,7 @@ __all__ = [
     "DEFAULT_TIMEOUT",
     "RETRYABLE_ERRORS",
     "LamaticAgent",
+    "LamaticAgentTool",
     "LamaticAuthenticationError",
     "LamaticBadRequestError",
     "LamaticClient",
@@ -41,6 +44,7 @@ __all__ = [
     "LamaticError",
     "LamaticExecutionError",
     "LamaticFlow",
+    "LamaticFlowTool",
     "LamaticNotFoundError",
     "LamaticPermissionError",
     "LamaticRateLimitError",
@@ -48,6 +52,9 @@ __all__ = [
     "LamaticResponseError",
     "LamaticServerError",
     "LamaticTimeoutError",
+    "LamaticToolDefinition",
+    "LamaticToolError",
+    "LamaticToolkit",
     "__version__",
     "access_token_provider",
     "create_access_token",
