@@ -246,6 +246,11 @@ def redact(text: str, secrets: tuple[str, ...] = ()) -> str:
 def body_excerpt(body: bytes | str, secrets: tuple[str, ...] = ()) -> str:
     """Return the first characters of a response body, redacted, on one line."""
     text = body.decode("utf-8", "replace") if isinstance(body, bytes) else body
+    # Known secrets are removed from the whole body before it is cut, because a cut could
+    # leave the start of one behind, which exact matching would then miss.
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "[REDACTED]")
     text = " ".join(text[: BODY_EXCERPT_CHARS * 2].split())
     text = redact(text, secrets)
     if len(text) > BODY_EXCERPT_CHARS:
@@ -328,9 +333,7 @@ _GRAPHQL_MESSAGE_ERRORS: tuple[tuple[re.Pattern[str], type[LamaticError]], ...] 
 _QUOTED_NAME = re.compile(r"\"[^\"]*\"|(?<!\w)'[^']*'(?!\w)")
 
 
-def _graphql_error_class(
-    error: Any, target_ids: tuple[str | None, ...] = ()
-) -> type[LamaticError]:
+def _graphql_error_class(error: Any, target_ids: tuple[str | None, ...] = ()) -> type[LamaticError]:
     if not isinstance(error, Mapping):
         return LamaticResponseError
     extensions = error.get("extensions")
@@ -441,7 +444,9 @@ def classify_response(
     """
     try:
         document: Any = json.loads(body) if body.strip() else None
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, RecursionError):
+        # ValueError covers invalid JSON and invalid UTF-8. RecursionError comes from JSON
+        # nested deeper than the interpreter's recursion limit.
         document = None
     errors = document.get("errors") if isinstance(document, Mapping) else None
     has_errors = isinstance(errors, list) and len(errors) > 0
