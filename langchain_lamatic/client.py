@@ -6,6 +6,7 @@ import asyncio
 import inspect
 import json
 import logging
+import re
 import threading
 import time
 import weakref
@@ -14,25 +15,35 @@ from types import TracebackType
 from typing import Any
 
 import httpx
-from pydantic import BaseModel, ConfigDict, SecretStr
+from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from typing_extensions import Self
 
-from langchain_lamatic import _queries
+from langchain_lamatic import _polling, _queries, _stream_client
+from langchain_lamatic._polling import (
+    DEFAULT_POLL_DEADLINE,
+    DEFAULT_POLL_INTERVAL,
+    PollCallback,
+    StatusReport,
+)
 from langchain_lamatic._retry import RetryPolicy
 from langchain_lamatic._settings import (
     ENDPOINT_ENV,
     PROJECT_ID_ENV,
     CredentialKind,
+    is_loopback_host,
     normalise_endpoint,
     resolve_credential,
     resolve_text,
 )
+from langchain_lamatic._stream_client import AsyncFlowEventStream, FlowEventStream
 from langchain_lamatic._version import __version__
 from langchain_lamatic.errors import (
     LamaticAuthenticationError,
+    LamaticBadRequestError,
     LamaticConnectionError,
     LamaticError,
     LamaticExecutionError,
+    LamaticNotFoundError,
     LamaticPermissionError,
     LamaticResponseError,
     LamaticTimeoutError,
@@ -64,6 +75,15 @@ AccessTokenProvider = Callable[[], str | Awaitable[str]]
 
 _FAILED_STATUSES = frozenset({"error", "failed"})
 
+_GRAPHQL_INT_MIN = -(2**31)
+_GRAPHQL_INT_MAX = 2**31 - 1
+# submitFeedback returns success: false with an error such as "Invalid request id".
+_UNKNOWN_REQUEST_MESSAGE = re.compile(
+    r"request.?id|not found|no such|does not exist|unknown request", re.IGNORECASE
+)
+# Poll intervals already warned about, so a runnable called in a loop warns once.
+_warned_poll_intervals: set[float] = set()
+
 
 class LamaticResponse(BaseModel):
     """The outcome of one flow or agent execution that did not fail.
@@ -74,6 +94,8 @@ class LamaticResponse(BaseModel):
         request_id: the execution's request id, when Lamatic returned one.
         status_code: the HTTP status of the response.
         message: a message Lamatic sent with the result, if any.
+        metadata: other fields of a ``checkStatus`` response, such as ``nodes``,
+            ``statusCode`` and ``timeTakenInSeconds``; empty for other calls.
     """
 
     model_config = ConfigDict(frozen=True)
@@ -83,6 +105,7 @@ class LamaticResponse(BaseModel):
     request_id: str | None = None
     status_code: int = 200
     message: str | None = None
+    metadata: dict[str, Any] = Field(default_factory=dict)
 
 
 def _request_id_of(data: Mapping[str, Any]) -> str | None:
@@ -115,8 +138,13 @@ def _coerce_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
         return timeout
     if timeout is None:
         raise ValueError("timeout must be a number of seconds or an httpx.Timeout, not None")
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a positive number of seconds, got {timeout!r}")
+    # inf is rejected too: httpx passes it on to the socket layer, which raises OverflowError.
+    if (
+        isinstance(timeout, bool)
+        or not isinstance(timeout, (int, float))
+        or not 0 < timeout < float("inf")
+    ):
+        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
     return httpx.Timeout(float(timeout), connect=min(float(timeout), DEFAULT_TIMEOUT.connect or 10))
 
 
@@ -147,7 +175,7 @@ def _check_payload(payload: object, target: str) -> dict[str, Any]:
 class _Call:
     """One logical call: the request body, where it goes, and how its failures are reported."""
 
-    __slots__ = ("agent_id", "body", "flow_id", "idempotent", "operation", "timeout")
+    __slots__ = ("agent_id", "body", "flow_id", "idempotent", "operation", "secret", "timeout")
 
     def __init__(
         self,
@@ -180,6 +208,8 @@ class _Call:
         self.idempotent = idempotent
         self.flow_id = flow_id
         self.agent_id = agent_id
+        # A per-call access token, redacted from errors like the client's own credential.
+        self.secret: str | None = None
 
     @property
     def target(self) -> str:
@@ -300,7 +330,15 @@ class LamaticClient:
         self._async_clients: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, httpx.AsyncClient
         ] = weakref.WeakKeyDictionary()
+        # Caps the requests each loop has in flight at the pool size. httpcore's pool rescans
+        # its whole wait queue whenever a connection changes state, so hundreds of queued
+        # requests cost CPU time that grows with the square of the queue's length.
+        self._async_slots: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, asyncio.Semaphore
+        ] = weakref.WeakKeyDictionary()
         self._closed = False
+        # Set once a server rejects checkStatus without a selection set; see _poll_status.
+        self._check_status_with_selection = False
 
     # --- Credentials ------------------------------------------------------------------------
 
@@ -328,10 +366,11 @@ class LamaticClient:
             raise ValueError("update_access_token() needs a non-empty access token")
         self._credential = (SecretStr(value.strip()), "access_token")
 
-    def _secrets(self) -> tuple[str, ...]:
-        if self._credential is None:
-            return ()
-        return (self._credential[0].get_secret_value(),)
+    def _secrets(self, call: _Call | None = None) -> tuple[str, ...]:
+        secrets = [] if self._credential is None else [self._credential[0].get_secret_value()]
+        if call is not None and call.secret:
+            secrets.append(call.secret)
+        return tuple(secrets)
 
     def _headers(
         self,
@@ -405,6 +444,14 @@ class LamaticClient:
                 self._async_clients[loop] = client
         return client
 
+    def _async_slot(self) -> asyncio.Semaphore:
+        loop = asyncio.get_running_loop()
+        slots = self._async_slots.get(loop)
+        if slots is None:
+            with self._lock:
+                slots = self._async_slots.setdefault(loop, asyncio.Semaphore(self.max_connections))
+        return slots
+
     def _forget_closed_loops(self) -> None:
         for loop in list(self._async_clients.keys()):
             if loop.is_closed():
@@ -454,7 +501,8 @@ class LamaticClient:
 
     def __getstate__(self) -> dict[str, Any]:
         # No credential, connection or injected httpx client is pickled: the copy reads its
-        # credential from the environment on first use.
+        # credential from the environment on first use. The token provider is left out too,
+        # because it usually closes over a secret key (and closures cannot be pickled).
         state = {
             key: value
             for key, value in self.__dict__.items()
@@ -463,11 +511,13 @@ class LamaticClient:
                 "_lock",
                 "_sync_client",
                 "_async_clients",
+                "_async_slots",
                 "_credential",
                 "_external_client",
                 "_external_async_client",
                 "_transport",
                 "_async_transport",
+                "access_token_provider",
             }
         }
         return state
@@ -479,6 +529,7 @@ class LamaticClient:
         self._async_transport = None
         self._external_client = None
         self._external_async_client = None
+        self.access_token_provider = None
         self._init_runtime_state()
 
     def __repr__(self) -> str:
@@ -559,6 +610,525 @@ class LamaticClient:
         data = await self._asend(call, access_token=access_token, project_id=project_id)
         return self._execution_response(call, data)
 
+    # --- Async runs -------------------------------------------------------------------------
+
+    def check_status(
+        self,
+        request_id: str,
+        *,
+        wait: bool = False,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        deadline: float | None = DEFAULT_POLL_DEADLINE,
+        on_poll: PollCallback | None = None,
+        timeout: TimeoutTypes = None,
+        access_token: str | SecretStr | None = None,
+        project_id: str | None = None,
+    ) -> LamaticResponse:
+        """Read the status of an async run, or with ``wait=True``, wait until it finishes.
+
+        Both completed shapes are read: the documented one (``output``, ``nodes``,
+        ``statusCode``) and ``data.output.result``. ``result`` of the returned response is
+        the flow's output, ``metadata`` contains the other fields, and ``status`` is
+        ``"success"`` or, without ``wait``, possibly ``"in-progress"`` (``in_progress`` is
+        spelled that way too). ``checkStatus`` only reads, so read timeouts and HTTP 500
+        are retried as well.
+
+        Args:
+            request_id: the ``requestId`` an async flow returned.
+            wait: poll until the status is ``success``, ``error`` or ``failed``.
+            poll_interval: seconds between the starts of two polls. Lamatic's documentation
+                requests at most one poll every 3 s, so smaller values are raised to 3 s,
+                except for loopback endpoints (local test servers).
+            deadline: seconds the whole wait may take; None waits without a limit.
+            on_poll: called after each poll with a `PollProgress` (attempt, elapsed seconds,
+                status). An async callable works with ``acheck_status`` only.
+            timeout: overrides the client's timeout for each poll.
+            access_token: sends this access token instead of the client's credential.
+            project_id: sends this project id instead of the client's.
+
+        Raises:
+            LamaticExecutionError: the run reported "error" or "failed". The message contains
+                the server's error text and the error carries ``request_id``.
+            LamaticTimeoutError: ``wait`` was set and the deadline passed. The run continues
+                on the server, so call ``check_status(request_id, wait=True)`` to resume.
+            LamaticError: another subclass for every other failure, with ``request_id``.
+            ValueError: an empty request id, or an invalid interval or deadline.
+        """
+        request_id, interval, limit = self._check_status_arguments(
+            request_id, poll_interval, deadline, wait=wait
+        )
+        if not wait:
+            report = self._poll_status(
+                request_id, timeout, None, access_token=access_token, project_id=project_id
+            )
+            return self._status_response(request_id, report)
+        return self._wait_for_status(
+            request_id,
+            interval=interval,
+            deadline=limit,
+            on_poll=on_poll,
+            timeout=timeout,
+            access_token=access_token,
+            project_id=project_id,
+        )
+
+    async def acheck_status(
+        self,
+        request_id: str,
+        *,
+        wait: bool = False,
+        poll_interval: float = DEFAULT_POLL_INTERVAL,
+        deadline: float | None = DEFAULT_POLL_DEADLINE,
+        on_poll: PollCallback | None = None,
+        timeout: TimeoutTypes = None,
+        access_token: str | SecretStr | None = None,
+        project_id: str | None = None,
+    ) -> LamaticResponse:
+        """Read or wait for the status of an async run without blocking the event loop.
+
+        Takes the arguments of ``check_status``; ``on_poll`` may also be an async callable.
+        The waits between polls are ``asyncio.sleep`` calls, so cancelling the task stops
+        the wait at once.
+        """
+        request_id, interval, limit = self._check_status_arguments(
+            request_id, poll_interval, deadline, wait=wait
+        )
+        if not wait:
+            report = await self._apoll_status(
+                request_id, timeout, None, access_token=access_token, project_id=project_id
+            )
+            return self._status_response(request_id, report)
+        return await self._await_status(
+            request_id,
+            interval=interval,
+            deadline=limit,
+            on_poll=on_poll,
+            timeout=timeout,
+            access_token=access_token,
+            project_id=project_id,
+        )
+
+    def _check_status_arguments(
+        self, request_id: object, poll_interval: object, deadline: object, *, wait: bool
+    ) -> tuple[str, float, float | None]:
+        checked_id = _check_id(request_id, "request_id").strip()
+        if wait:
+            interval = self._effective_poll_interval(poll_interval)
+        else:
+            interval = _polling.check_poll_interval(poll_interval)
+        return checked_id, interval, _polling.check_poll_deadline(deadline)
+
+    def _effective_poll_interval(self, poll_interval: object) -> float:
+        """Return the poll interval to use: at least 3 s unless the endpoint is loopback."""
+        interval = _polling.check_poll_interval(poll_interval)
+        if interval >= _polling.MIN_POLL_INTERVAL:
+            return interval
+        if is_loopback_host(httpx.URL(self.endpoint).host):
+            return interval
+        if interval not in _warned_poll_intervals:
+            _warned_poll_intervals.add(interval)
+            logger.warning(
+                "poll_interval %.3g s is below the %g s minimum in Lamatic's documentation, "
+                "so polls are sent every %g s instead",
+                interval,
+                _polling.MIN_POLL_INTERVAL,
+                _polling.MIN_POLL_INTERVAL,
+            )
+        return _polling.MIN_POLL_INTERVAL
+
+    def _status_call(
+        self, request_id: str, timeout: TimeoutTypes, remaining: float | None
+    ) -> _Call:
+        query = (
+            _polling.CHECK_STATUS_WITH_SELECTION
+            if self._check_status_with_selection
+            else _queries.CHECK_STATUS
+        )
+        return _Call(
+            "checkStatus",
+            query,
+            {"requestId": request_id},
+            timeout=_polling.poll_timeout(self._call_timeout(timeout), remaining),
+            idempotent=True,
+        )
+
+    def _switch_to_selection_set(self, error: LamaticError) -> bool:
+        """Return whether to resend a poll because the server wants ``{ status result }``."""
+        if self._check_status_with_selection or not _polling.needs_selection_set(error.message):
+            return False
+        logger.info("The server requires a selection set on checkStatus; sending { status result }")
+        self._check_status_with_selection = True
+        return True
+
+    def _poll_status(
+        self,
+        request_id: str,
+        timeout: TimeoutTypes,
+        remaining: float | None,
+        *,
+        access_token: str | SecretStr | None,
+        project_id: str | None,
+    ) -> StatusReport:
+        try:
+            try:
+                call = self._status_call(request_id, timeout, remaining)
+                data = self._send(call, access_token=access_token, project_id=project_id)
+            except LamaticError as error:
+                if not self._switch_to_selection_set(error):
+                    raise
+                call = self._status_call(request_id, timeout, remaining)
+                data = self._send(call, access_token=access_token, project_id=project_id)
+        except LamaticError as error:
+            error.request_id = error.request_id or request_id
+            raise
+        return _polling.parse_status_report(data, request_id=request_id)
+
+    async def _apoll_status(
+        self,
+        request_id: str,
+        timeout: TimeoutTypes,
+        remaining: float | None,
+        *,
+        access_token: str | SecretStr | None,
+        project_id: str | None,
+    ) -> StatusReport:
+        try:
+            try:
+                call = self._status_call(request_id, timeout, remaining)
+                data = await self._asend(call, access_token=access_token, project_id=project_id)
+            except LamaticError as error:
+                if not self._switch_to_selection_set(error):
+                    raise
+                call = self._status_call(request_id, timeout, remaining)
+                data = await self._asend(call, access_token=access_token, project_id=project_id)
+        except LamaticError as error:
+            error.request_id = error.request_id or request_id
+            raise
+        return _polling.parse_status_report(data, request_id=request_id)
+
+    def _status_response(
+        self,
+        request_id: str,
+        report: StatusReport,
+        *,
+        flow_id: str | None = None,
+        agent_id: str | None = None,
+    ) -> LamaticResponse:
+        if report.failed:
+            raise _polling.execution_failure(
+                report,
+                request_id=request_id,
+                flow_id=flow_id,
+                agent_id=agent_id,
+                secrets=self._secrets(),
+            )
+        return LamaticResponse(
+            status=report.status,
+            result=report.output,
+            request_id=request_id,
+            status_code=200,
+            metadata=report.metadata,
+        )
+
+    def _wait_for_status(
+        self,
+        request_id: str,
+        *,
+        interval: float,
+        deadline: float | None,
+        on_poll: PollCallback | None = None,
+        first_poll_after: float = 0.0,
+        flow_id: str | None = None,
+        agent_id: str | None = None,
+        timeout: TimeoutTypes = None,
+        access_token: str | SecretStr | None = None,
+        project_id: str | None = None,
+    ) -> LamaticResponse:
+        """Poll until the run finishes, for ``check_status(wait=True)`` and async flows."""
+        schedule = _polling.PollSchedule(
+            request_id=request_id,
+            interval=interval,
+            deadline=deadline,
+            first_poll_after=first_poll_after,
+            flow_id=flow_id,
+            agent_id=agent_id,
+        )
+
+        def poll_once(remaining: float | None) -> StatusReport:
+            return self._poll_status(
+                request_id, timeout, remaining, access_token=access_token, project_id=project_id
+            )
+
+        report = _polling.run_poll_loop(poll_once, schedule, on_poll)
+        return self._status_response(request_id, report, flow_id=flow_id, agent_id=agent_id)
+
+    async def _await_status(
+        self,
+        request_id: str,
+        *,
+        interval: float,
+        deadline: float | None,
+        on_poll: PollCallback | None = None,
+        first_poll_after: float = 0.0,
+        flow_id: str | None = None,
+        agent_id: str | None = None,
+        timeout: TimeoutTypes = None,
+        access_token: str | SecretStr | None = None,
+        project_id: str | None = None,
+    ) -> LamaticResponse:
+        """Poll until the run finishes without blocking the event loop."""
+        schedule = _polling.PollSchedule(
+            request_id=request_id,
+            interval=interval,
+            deadline=deadline,
+            first_poll_after=first_poll_after,
+            flow_id=flow_id,
+            agent_id=agent_id,
+        )
+
+        async def poll_once(remaining: float | None) -> StatusReport:
+            return await self._apoll_status(
+                request_id, timeout, remaining, access_token=access_token, project_id=project_id
+            )
+
+        report = await _polling.arun_poll_loop(poll_once, schedule, on_poll)
+        return self._status_response(request_id, report, flow_id=flow_id, agent_id=agent_id)
+
+    # --- Streaming --------------------------------------------------------------------------
+
+    def stream_flow(
+        self,
+        flow_id: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        fallback_to_execute: bool = False,
+        timeout: TimeoutTypes = None,
+        access_token: str | SecretStr | None = None,
+        project_id: str | None = None,
+    ) -> FlowEventStream:
+        """Run a flow through the ``executeWorkflowWithStream`` subscription and yield its events.
+
+        The events are `TextDelta` (a piece of generated text), `NodeCompleted` (node id,
+        output and metadata such as token counts) and, last, one `FlowCompleted` with the
+        flow's output and the text rebuilt from the deltas. Errors are raised, not yielded.
+
+        The request is sent when the first event is read. Retries (under ``max_retries``)
+        happen only before the stream starts; once it has started, the flow is running and
+        nothing is sent again. Use the result as a context manager, or call ``close()``, to
+        close the response early; breaking out of a ``for`` loop closes it too.
+
+        Example:
+            .. code-block:: python
+
+                with client.stream_flow("support-answer", {"question": q}) as events:
+                    for event in events:
+                        if isinstance(event, TextDelta):
+                            print(event.text, end="", flush=True)
+
+        Args:
+            flow_id: the flow's id from Lamatic Studio.
+            payload: the inputs of the flow's API Request trigger; ``None`` sends ``{}``.
+            fallback_to_execute: when the server cannot stream (it returns HTTP 406 or a
+                GraphQL error about the subscription before running anything), run the flow
+                with ``executeWorkflow`` and yield one `FlowCompleted` whose metadata has
+                ``streamed: False``.
+            timeout: overrides the client's timeout; its read timeout applies to the wait
+                for each piece of the stream.
+            access_token: sends this access token instead of the client's credential.
+            project_id: sends this project id instead of the client's.
+
+        Raises:
+            LamaticResponseError: the stream ended before the flow finished, or could not be
+                decoded. The flow may have run.
+            LamaticExecutionError: the stream carried an error frame.
+            LamaticError: another subclass, for an error returned before the stream began,
+                classified like any other response.
+            TypeError: the payload is not a mapping or cannot be encoded as JSON; raised by
+                this call, before any request.
+        """
+        call, fallback = self._stream_calls(flow_id, payload, timeout, fallback_to_execute)
+        return FlowEventStream(
+            _stream_client.iter_flow_events(
+                self, call, fallback=fallback, access_token=access_token, project_id=project_id
+            )
+        )
+
+    def astream_flow(
+        self,
+        flow_id: str,
+        payload: Mapping[str, Any] | None = None,
+        *,
+        fallback_to_execute: bool = False,
+        timeout: TimeoutTypes = None,
+        access_token: str | SecretStr | None = None,
+        project_id: str | None = None,
+    ) -> AsyncFlowEventStream:
+        """Run a flow through the streaming subscription, for ``async for``; see ``stream_flow``.
+
+        Use ``async with client.astream_flow(...) as events`` or ``await events.aclose()`` to
+        close the response early. Cancelling the task that iterates closes it too.
+        """
+        call, fallback = self._stream_calls(flow_id, payload, timeout, fallback_to_execute)
+        return AsyncFlowEventStream(
+            _stream_client.aiter_flow_events(
+                self, call, fallback=fallback, access_token=access_token, project_id=project_id
+            )
+        )
+
+    def _stream_calls(
+        self, flow_id: object, payload: object, timeout: TimeoutTypes, fallback_to_execute: bool
+    ) -> tuple[_Call, _Call | None]:
+        checked_id = _check_id(flow_id, "flow_id")
+        variables = {
+            "workflowId": checked_id,
+            "payload": _check_payload(payload, f"flow {checked_id!r}"),
+        }
+        call = _Call(
+            "executeWorkflowWithStream",
+            _queries.EXECUTE_WORKFLOW_WITH_STREAM,
+            variables,
+            timeout=self._call_timeout(timeout),
+            idempotent=False,
+            flow_id=checked_id,
+        )
+        fallback = (
+            self._execute_call("executeWorkflow", checked_id, payload, timeout, agent=False)
+            if fallback_to_execute
+            else None
+        )
+        return call, fallback
+
+    # --- Feedback ---------------------------------------------------------------------------
+
+    def submit_feedback(
+        self,
+        request_id: str,
+        rating: int,
+        comment: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        timeout: TimeoutTypes = None,
+        access_token: str | SecretStr | None = None,
+        project_id: str | None = None,
+    ) -> LamaticResponse:
+        """Attach a rating, and optionally a comment and metadata, to a finished execution.
+
+        Returns:
+            A response with status ``"success"``, the server's ``message``, and its ``data``
+            as ``result``.
+
+        Args:
+            request_id: the execution's request id (``LamaticResponse.request_id``).
+            rating: the rating, an int (GraphQL ``Int``: 32-bit signed).
+            comment: free text stored with the rating.
+            metadata: a JSON object stored with the rating.
+            timeout: overrides the client's timeout for this call.
+            access_token: sends this access token instead of the client's credential.
+            project_id: sends this project id instead of the client's.
+
+        Raises:
+            LamaticNotFoundError: the server returned ``success: false`` because it does not
+                know the request id.
+            LamaticBadRequestError: the server returned ``success: false`` for another
+                reason.
+            LamaticError: another subclass for every other failure; a feedback call is not
+                retried after it may have been stored.
+            TypeError: a rating that is not an int, or a comment or metadata of the wrong
+                type; raised before any request.
+            ValueError: an empty request id, or a rating outside the 32-bit range.
+        """
+        call = self._feedback_call(request_id, rating, comment, metadata, timeout)
+        data = self._send(call, access_token=access_token, project_id=project_id)
+        return self._feedback_response(call, request_id, data)
+
+    async def asubmit_feedback(
+        self,
+        request_id: str,
+        rating: int,
+        comment: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        *,
+        timeout: TimeoutTypes = None,
+        access_token: str | SecretStr | None = None,
+        project_id: str | None = None,
+    ) -> LamaticResponse:
+        """Attach feedback without blocking the event loop; see ``submit_feedback``."""
+        call = self._feedback_call(request_id, rating, comment, metadata, timeout)
+        data = await self._asend(call, access_token=access_token, project_id=project_id)
+        return self._feedback_response(call, request_id, data)
+
+    def _feedback_call(
+        self,
+        request_id: object,
+        rating: object,
+        comment: object,
+        metadata: object,
+        timeout: TimeoutTypes,
+    ) -> _Call:
+        checked_id = _check_id(request_id, "request_id").strip()
+        if isinstance(rating, bool) or not isinstance(rating, int):
+            raise TypeError(f"rating must be an int, got {type(rating).__name__} {rating!r}")
+        if not _GRAPHQL_INT_MIN <= rating <= _GRAPHQL_INT_MAX:
+            raise ValueError(
+                f"rating must fit a GraphQL Int ({_GRAPHQL_INT_MIN} to {_GRAPHQL_INT_MAX}), "
+                f"got {rating}"
+            )
+        if comment is not None and not isinstance(comment, str):
+            raise TypeError(f"comment must be a str or None, got {type(comment).__name__}")
+        if metadata is not None and not isinstance(metadata, Mapping):
+            raise TypeError(
+                f"metadata must be a mapping (a JSON object) or None, got {type(metadata).__name__}"
+            )
+        variables: dict[str, Any] = {
+            "requestId": checked_id,
+            "rating": rating,
+            "comment": comment,
+            "metadata": dict(metadata) if metadata is not None else None,
+        }
+        return _Call(
+            "submitFeedback",
+            _queries.SUBMIT_FEEDBACK,
+            variables,
+            timeout=self._call_timeout(timeout),
+            idempotent=False,
+        )
+
+    def _feedback_response(self, call: _Call, request_id: str, data: Any) -> LamaticResponse:
+        common: dict[str, Any] = {
+            "status_code": 200,
+            "operation": call.operation,
+            "request_id": request_id,
+        }
+        if not isinstance(data, Mapping) or not isinstance(data.get("success"), bool):
+            raise LamaticResponseError(
+                "Lamatic submitFeedback returned no boolean 'success' field", **common
+            )
+        message = data.get("message")
+        if data["success"]:
+            return LamaticResponse(
+                status="success",
+                result=data.get("data"),
+                request_id=request_id,
+                message=message if isinstance(message, str) else None,
+            )
+        reason = next(
+            (
+                text
+                for text in (data.get("error"), message)
+                if isinstance(text, str) and text.strip()
+            ),
+            "no error message was returned",
+        )
+        reason = redact(reason, self._secrets(call))
+        error_class = (
+            LamaticNotFoundError
+            if _UNKNOWN_REQUEST_MESSAGE.search(reason)
+            else LamaticBadRequestError
+        )
+        raise error_class(
+            f"Lamatic submitFeedback for request {request_id!r} was rejected: {reason}", **common
+        )
+
     # --- Request building and interpretation ------------------------------------------------
 
     def _call_timeout(self, timeout: TimeoutTypes) -> httpx.Timeout:
@@ -614,7 +1184,7 @@ class LamaticClient:
                 **common,
             )
         if status.lower() in _FAILED_STATUSES:
-            reason = redact(_failure_text(data), self._secrets())
+            reason = redact(_failure_text(data), self._secrets(call))
             raise LamaticExecutionError(
                 f"{what} reported status {status!r}: {reason}", request_id=request_id, **common
             )
@@ -658,7 +1228,7 @@ class LamaticClient:
             if call.agent_id
             else f"Lamatic {call.operation}"
         )
-        detail = redact(str(error) or type(error).__name__, self._secrets())
+        detail = redact(str(error) or type(error).__name__, self._secrets(call))
         common: dict[str, Any] = {
             "operation": call.operation,
             "flow_id": call.flow_id,
@@ -719,7 +1289,7 @@ class LamaticClient:
                 headers=response.headers,
                 flow_id=call.flow_id,
                 agent_id=call.agent_id,
-                secrets=self._secrets(),
+                secrets=self._secrets(call),
             )
         except LamaticError as error:
             error.attempts = attempts
@@ -733,6 +1303,8 @@ class LamaticClient:
         project_id: str | None = None,
     ) -> Any:
         client = self._get_sync_client()
+        if access_token is not None:
+            call.secret = _plain_secret(access_token)
         attempt = 0
         refreshed = False
         while True:
@@ -746,7 +1318,9 @@ class LamaticClient:
             )
             started = time.monotonic()
             try:
-                response = client.send(request)
+                # Never follow redirects, even with an injected client that would: the
+                # credential headers would be sent to the redirect target.
+                response = client.send(request, follow_redirects=False)
                 try:
                     body = response.read()
                 finally:
@@ -790,6 +1364,8 @@ class LamaticClient:
         project_id: str | None = None,
     ) -> Any:
         client = self._get_async_client()
+        if access_token is not None:
+            call.secret = _plain_secret(access_token)
         attempt = 0
         refreshed = False
         while True:
@@ -803,11 +1379,12 @@ class LamaticClient:
             )
             started = time.monotonic()
             try:
-                response = await client.send(request)
-                try:
-                    body = await response.aread()
-                finally:
-                    await response.aclose()
+                async with self._async_slot():
+                    response = await client.send(request, follow_redirects=False)
+                    try:
+                        body = await response.aread()
+                    finally:
+                        await response.aclose()
             except httpx.HTTPError as http_error:
                 error, sent = self._transport_error(call, http_error, attempt)
                 wait = self._after_failure(call, error, attempt, sent)
@@ -815,6 +1392,9 @@ class LamaticClient:
                     raise error from None
                 await asyncio.sleep(wait)
                 continue
+            except asyncio.CancelledError:
+                await _stream_client.reclaim_cancelled_connections(client, request)
+                raise
             logger.debug(
                 "Lamatic %s for %s: HTTP %d in %.3f s",
                 call.operation,
@@ -852,6 +1432,10 @@ class LamaticClient:
         if inspect.isawaitable(token):
             token = await token
         return _check_provided_token(token)
+
+
+def _plain_secret(value: str | SecretStr) -> str:
+    return value.get_secret_value() if isinstance(value, SecretStr) else value
 
 
 def _check_provided_token(token: object) -> str:
@@ -899,6 +1483,9 @@ def _close_sockets_of_dead_loop(client: httpx.AsyncClient) -> None:
             continue
         try:
             sock = get_extra_info("socket")
+            # asyncio hands out a TransportSocket wrapper, whose close() was removed in Python
+            # 3.9, so the socket it wraps is closed instead.
+            sock = getattr(sock, "_sock", sock)
             if sock is not None:
                 sock.close()
         except Exception:

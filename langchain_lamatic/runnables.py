@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import logging
 import os
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import TYPE_CHECKING, Any, ClassVar
 
 from langchain_core.callbacks import (
     AsyncCallbackManagerForChainRun,
     CallbackManagerForChainRun,
+    adispatch_custom_event,
+    dispatch_custom_event,
 )
 from langchain_core.messages import BaseMessage
 from langchain_core.prompt_values import PromptValue
@@ -25,6 +28,13 @@ from pydantic import (
 )
 from typing_extensions import Self
 
+from langchain_lamatic._polling import (
+    DEFAULT_POLL_DEADLINE,
+    DEFAULT_POLL_INTERVAL,
+    PollProgress,
+    check_poll_deadline,
+    pending_request_id,
+)
 from langchain_lamatic._settings import (
     ACCESS_TOKEN_ENV,
     API_KEY_ENV,
@@ -34,14 +44,40 @@ from langchain_lamatic._settings import (
 )
 from langchain_lamatic.client import DEFAULT_TIMEOUT, LamaticClient, LamaticResponse
 from langchain_lamatic.errors import LamaticResponseError
+from langchain_lamatic.streaming import FlowCompleted, NodeCompleted, TextDelta
 
-__all__ = ["CONFIG_ACCESS_TOKEN", "CONFIG_PROJECT_ID", "LamaticAgent", "LamaticFlow"]
+if TYPE_CHECKING:
+    from langchain_lamatic.tools import LamaticAgentTool, LamaticFlowTool
+
+__all__ = [
+    "CONFIG_ACCESS_TOKEN",
+    "CONFIG_PROJECT_ID",
+    "FLOW_COMPLETED_EVENT",
+    "NODE_COMPLETED_EVENT",
+    "POLL_EVENT",
+    "LamaticAgent",
+    "LamaticFlow",
+]
+
+logger = logging.getLogger(__name__)
 
 CONFIG_ACCESS_TOKEN = "lamatic_access_token"  # noqa: S105
 """``config["configurable"]`` key: a ``SecretStr`` access token that replaces the credential."""
 
 CONFIG_PROJECT_ID = "lamatic_project_id"
 """``config["configurable"]`` key: a project id that replaces the configured one."""
+
+POLL_EVENT = "lamatic_poll"
+"""Custom event sent after each ``checkStatus`` poll of an async run; its data is
+``PollProgress.to_dict()``: request_id, attempt, elapsed, status, next_poll_in and the id."""
+
+NODE_COMPLETED_EVENT = "lamatic_node_completed"
+"""Custom event sent when a node of a streamed flow finishes; data: flow_id, node_id, output,
+metadata."""
+
+FLOW_COMPLETED_EVENT = "lamatic_flow_completed"
+"""Custom event sent when a streamed flow finishes; data: flow_id, output (the whole output
+object), text (rebuilt from the deltas) and metadata."""
 
 
 def _per_call_overrides(config: RunnableConfig) -> dict[str, Any]:
@@ -102,6 +138,18 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
     """Send ``X-Bypass-Cache: True`` so Lamatic skips its response cache."""
     client: LamaticClient | None = Field(default=None, exclude=True)
     """A shared client; when given, the connection settings above must not be."""
+    wait_for_async_result: bool = True
+    """Wait for async flows: when the execution returns a request id instead of a result,
+    poll ``checkStatus`` until the run finishes and return its output. False returns
+    ``{"requestId": ..., "status": ...}`` at once, for callers that poll themselves with
+    ``LamaticClient.check_status``."""
+    poll_interval: float = Field(default=DEFAULT_POLL_INTERVAL, gt=0, allow_inf_nan=False)
+    """Seconds between ``checkStatus`` polls of an async run. Values under 3 are raised to 3,
+    the limit in Lamatic's documentation, except for loopback endpoints such as a local test
+    server."""
+    poll_deadline: float | None = Field(default=DEFAULT_POLL_DEADLINE, gt=0)
+    """Seconds to wait for an async run before raising ``LamaticTimeoutError`` with the
+    request id; None waits without a limit."""
 
     model_config = ConfigDict(arbitrary_types_allowed=True)
 
@@ -262,15 +310,66 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
         self, value: Any, run_manager: CallbackManagerForChainRun, config: RunnableConfig
     ) -> Any:
         payload = self._to_payload(value)
-        response = self._execute(payload, _per_call_overrides(config))
-        return self._select_output(response)
+        overrides = _per_call_overrides(config)
+        response = self._execute(payload, overrides)
+        return self._finish(response, overrides, config)
 
     async def _ainvoke(
         self, value: Any, run_manager: AsyncCallbackManagerForChainRun, config: RunnableConfig
     ) -> Any:
         payload = self._to_payload(value)
-        response = await self._aexecute(payload, _per_call_overrides(config))
-        return self._select_output(response)
+        overrides = _per_call_overrides(config)
+        response = await self._aexecute(payload, overrides)
+        return await self._afinish(response, overrides, config)
+
+    # --- Async runs -------------------------------------------------------------------------
+
+    def _poll_settings(self, overrides: dict[str, Any]) -> dict[str, Any]:
+        interval = self._client._effective_poll_interval(self.poll_interval)
+        return {
+            "interval": interval,
+            "deadline": check_poll_deadline(self.poll_deadline, argument="poll_deadline"),
+            # The run has only just started, so the first poll waits one interval too.
+            "first_poll_after": interval,
+            f"{self._kind}_id": self._target_id,
+            **overrides,
+        }
+
+    def _finish(
+        self, response: LamaticResponse, overrides: dict[str, Any], config: RunnableConfig
+    ) -> Any:
+        """Return the output for an execution's response, first waiting for an async run."""
+        request_id = pending_request_id(response.status, response.result, response.request_id)
+        if request_id is None:
+            return self._select_output(response)
+        if not self.wait_for_async_result:
+            return {"requestId": request_id, "status": response.status}
+
+        def report(progress: PollProgress) -> None:
+            dispatch_custom_event(POLL_EVENT, progress.to_dict(), config=config)
+
+        final = self._client._wait_for_status(
+            request_id, on_poll=report, **self._poll_settings(overrides)
+        )
+        return self._select_output(final)
+
+    async def _afinish(
+        self, response: LamaticResponse, overrides: dict[str, Any], config: RunnableConfig
+    ) -> Any:
+        """Return the output for an execution's response, polling without blocking the loop."""
+        request_id = pending_request_id(response.status, response.result, response.request_id)
+        if request_id is None:
+            return self._select_output(response)
+        if not self.wait_for_async_result:
+            return {"requestId": request_id, "status": response.status}
+
+        async def report(progress: PollProgress) -> None:
+            await adispatch_custom_event(POLL_EVENT, progress.to_dict(), config=config)
+
+        final = await self._client._await_status(
+            request_id, on_poll=report, **self._poll_settings(overrides)
+        )
+        return self._select_output(final)
 
     def _run_config(self, config: RunnableConfig | None) -> RunnableConfig:
         config = ensure_config(config)
@@ -294,6 +393,24 @@ class LamaticFlow(_LamaticRunnable):
     fallbacks, or a shared ``client=``. Per call, ``config["configurable"]`` may carry
     ``lamatic_access_token`` (a ``SecretStr``) and ``lamatic_project_id``.
 
+    Async flows behave like realtime ones. When the execution returns a request id,
+    ``invoke`` polls ``checkStatus`` every ``poll_interval`` seconds until the run finishes
+    and sends a ``lamatic_poll`` custom event after each poll. Once ``poll_deadline`` passes,
+    it raises ``LamaticTimeoutError`` with the request id.
+
+    ``stream`` and ``astream`` run the flow through ``executeWorkflowWithStream``:
+
+    - Each text delta is yielded as a ``str`` as it arrives, so ``flow | StrOutputParser()``
+      streams. When the output selected by ``output_key`` is a str that continues the
+      streamed text, its remainder is yielded at the end. The chunks then join to what
+      ``invoke`` returns. A selected output that is not a str is yielded as the last chunk.
+    - Without ``output_key`` the chunks are the generated text only, and the whole output
+      object arrives in the ``lamatic_flow_completed`` custom event.
+    - A flow that generates no text, a server that cannot stream, ``result_model``, or
+      ``streaming=False`` yields one chunk: what ``invoke`` returns.
+    - Node completions arrive as ``lamatic_node_completed`` custom events, visible in
+      ``astream_events(version="v2")``.
+
     Example:
         .. code-block:: python
 
@@ -311,6 +428,9 @@ class LamaticFlow(_LamaticRunnable):
 
     flow_id: str
     """The flow's id from Lamatic Studio."""
+    streaming: bool = True
+    """Run ``stream`` and ``astream`` through ``executeWorkflowWithStream``. False runs a
+    normal execution and yields its output as one chunk."""
 
     _kind: ClassVar[str] = "flow"
 
@@ -325,6 +445,166 @@ class LamaticFlow(_LamaticRunnable):
         self, payload: dict[str, Any], overrides: dict[str, Any]
     ) -> LamaticResponse:
         return await self._client.aexecute_flow(self.flow_id, payload, **overrides)
+
+    def as_lamatic_tool(self, **kwargs: Any) -> LamaticFlowTool:
+        """Return this flow as a ``LamaticFlowTool`` sharing its client and settings.
+
+        Keyword arguments (``name``, ``description``, ``args_schema``, ...) go to
+        ``LamaticFlowTool.from_runnable``.
+        """
+        from langchain_lamatic.tools import LamaticFlowTool
+
+        return LamaticFlowTool.from_runnable(self, **kwargs)
+
+    # --- Streaming --------------------------------------------------------------------------
+
+    def stream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> Iterator[Any]:
+        """Run the flow and yield its text as it is generated, as one traced run.
+
+        See the class docstring for what the chunks are. Breaking out of the loop closes the
+        HTTP response.
+        """
+        yield from self._transform_stream_with_config(
+            iter([input]), self._stream_chunks, self._run_config(config), **kwargs
+        )
+
+    async def astream(
+        self, input: Any, config: RunnableConfig | None = None, **kwargs: Any | None
+    ) -> AsyncIterator[Any]:
+        """Run the flow and yield its text as it is generated, without blocking the loop.
+
+        Cancelling the task closes the HTTP response at once.
+        """
+
+        async def single_input() -> AsyncIterator[Any]:
+            yield input
+
+        async for chunk in self._atransform_stream_with_config(
+            single_input(), self._astream_chunks, self._run_config(config), **kwargs
+        ):
+            yield chunk
+
+    def _stream_chunks(
+        self,
+        inputs: Iterator[Any],
+        run_manager: CallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> Iterator[Any]:
+        payload = self._to_payload(_only_input(list(inputs)))
+        overrides = _per_call_overrides(config)
+        if not self.streaming:
+            yield self._finish(self._execute(payload, overrides), overrides, config)
+            return
+
+        streamed: list[str] = []
+        completed: FlowCompleted | None = None
+        with self._client.stream_flow(
+            self.flow_id, payload, fallback_to_execute=True, **overrides
+        ) as events:
+            for event in events:
+                if isinstance(event, TextDelta):
+                    if self.result_model is None:
+                        streamed.append(event.text)
+                        yield event.text
+                elif isinstance(event, NodeCompleted):
+                    dispatch_custom_event(
+                        NODE_COMPLETED_EVENT, self._node_event(event), config=config
+                    )
+                else:
+                    completed = event
+        completed = self._check_completed(completed)
+        dispatch_custom_event(FLOW_COMPLETED_EVENT, self._flow_event(completed), config=config)
+
+        output = self._finish(_response_of(completed), overrides, config)
+        yield from self._closing_chunks(output, streamed)
+
+    async def _astream_chunks(
+        self,
+        inputs: AsyncIterator[Any],
+        run_manager: AsyncCallbackManagerForChainRun,
+        config: RunnableConfig,
+    ) -> AsyncIterator[Any]:
+        payload = self._to_payload(_only_input([value async for value in inputs]))
+        overrides = _per_call_overrides(config)
+        if not self.streaming:
+            response = await self._aexecute(payload, overrides)
+            yield await self._afinish(response, overrides, config)
+            return
+
+        streamed: list[str] = []
+        completed: FlowCompleted | None = None
+        async with self._client.astream_flow(
+            self.flow_id, payload, fallback_to_execute=True, **overrides
+        ) as events:
+            async for event in events:
+                if isinstance(event, TextDelta):
+                    if self.result_model is None:
+                        streamed.append(event.text)
+                        yield event.text
+                elif isinstance(event, NodeCompleted):
+                    await adispatch_custom_event(
+                        NODE_COMPLETED_EVENT, self._node_event(event), config=config
+                    )
+                else:
+                    completed = event
+        completed = self._check_completed(completed)
+        await adispatch_custom_event(
+            FLOW_COMPLETED_EVENT, self._flow_event(completed), config=config
+        )
+
+        output = await self._afinish(_response_of(completed), overrides, config)
+        for chunk in self._closing_chunks(output, streamed):
+            yield chunk
+
+    def _node_event(self, event: NodeCompleted) -> dict[str, Any]:
+        return {
+            "flow_id": self.flow_id,
+            "node_id": event.node_id,
+            "output": event.output,
+            "metadata": event.metadata,
+        }
+
+    def _flow_event(self, event: FlowCompleted) -> dict[str, Any]:
+        return {
+            "flow_id": self.flow_id,
+            "output": event.output,
+            "text": event.text,
+            "metadata": event.metadata,
+        }
+
+    def _check_completed(self, completed: FlowCompleted | None) -> FlowCompleted:
+        if completed is None:
+            # stream_flow raises for a stream that ends early, so this means a defect.
+            raise LamaticResponseError(
+                f"The stream of Lamatic flow {self.flow_id!r} ended without a final event",
+                flow_id=self.flow_id,
+                operation="executeWorkflowWithStream",
+            )
+        return completed
+
+    def _closing_chunks(self, output: Any, streamed: list[str]) -> list[Any]:
+        """Return the chunks that follow the text deltas, given the flow's selected output."""
+        if not streamed:
+            return [output]
+        text = "".join(streamed)
+        if isinstance(output, str):
+            if output.startswith(text):
+                return [output[len(text) :]] if len(output) > len(text) else []
+            # NOTE: the output differs from the streamed text (for example a template that
+            # adds words around it), and str chunks cannot take text back. The streamed run
+            # then ends on the generated text, while invoke returns the output and the
+            # lamatic_flow_completed event carries it.
+            logger.debug(
+                "The output of Lamatic flow %r does not continue its streamed text; the stream "
+                "ends on the text",
+                self.flow_id,
+            )
+            return []
+        if self.output_key is not None:
+            return [output]
+        return []
 
 
 class LamaticAgent(_LamaticRunnable):
@@ -350,6 +630,33 @@ class LamaticAgent(_LamaticRunnable):
         self, payload: dict[str, Any], overrides: dict[str, Any]
     ) -> LamaticResponse:
         return await self._client.aexecute_agent(self.agent_id, payload, **overrides)
+
+    def as_lamatic_tool(self, **kwargs: Any) -> LamaticAgentTool:
+        """Return this agent as a ``LamaticAgentTool`` sharing its client and settings.
+
+        Keyword arguments (``name``, ``description``, ``args_schema``, ...) go to
+        ``LamaticAgentTool.from_runnable``.
+        """
+        from langchain_lamatic.tools import LamaticAgentTool
+
+        return LamaticAgentTool.from_runnable(self, **kwargs)
+
+
+def _only_input(values: list[Any]) -> Any:
+    if len(values) != 1:
+        raise ValueError(f"LamaticFlow streams one input at a time, got {len(values)}")
+    return values[0]
+
+
+def _response_of(completed: FlowCompleted) -> LamaticResponse:
+    """Turn a stream's final event into the response an execution would have returned."""
+    status = completed.metadata.get("status")
+    request_id = completed.metadata.get("requestId")
+    return LamaticResponse(
+        status=status if isinstance(status, str) else "success",
+        result=completed.output,
+        request_id=request_id if isinstance(request_id, str) else None,
+    )
 
 
 def _getenv(name: str) -> str | None:
