@@ -25,7 +25,9 @@ class HiringAssessment(BaseModel):
 
 
 def _credentials_configured() -> bool:
-    has_credential = bool(os.environ.get("LAMATIC_API_KEY") or os.environ.get("LAMATIC_ACCESS_TOKEN"))
+    has_credential = bool(
+        os.environ.get("LAMATIC_API_KEY") or os.environ.get("LAMATIC_ACCESS_TOKEN")
+    )
     return has_credential and bool(os.environ.get("LAMATIC_ENDPOINT"))
 
 
@@ -41,7 +43,7 @@ def _show(title: str, value: Any, *, quiet: bool, note: str = "") -> None:
 def run_demo(*, quiet: bool = False) -> int:
     """Start the local server, run the demo steps against it, and return the exit status."""
     try:
-        from langchain_lamatic.testing import LamaticTestServer, add_demo_flows  # noqa: PLC0415
+        from langchain_lamatic.testing import LamaticTestServer, add_demo_flows
     except ImportError as error:
         print(
             f"error: the demo needs the local server's extra ({error}). Install it with: "
@@ -117,13 +119,36 @@ def _run_steps(client: LamaticClient, *, quiet: bool) -> None:
 
     planner = LamaticFlow(flow_id="plan-trip", client=client, output_key="summary")
     trips = [
-        {"city": city, "days": days, "budget": 900, "preferences": "food", "travelDate": "2027-04-10"}
+        {
+            "city": city,
+            "days": days,
+            "budget": 900,
+            "preferences": "food",
+            "travelDate": "2027-04-10",
+        }
         for city, days in (("Lisbon", 3), ("Kyoto", 5), ("Oaxaca", 4))
     ]
     _show(
         "A batch of three trips, at most two at a time",
         planner.batch(trips, config={"max_concurrency": 2}),
         quiet=quiet,
+    )
+
+    chunks = list(chain.stream({"url": "https://example.org/posts/why-queues-matter"}))
+    _show(
+        "Streaming: chain.stream() yields the text as the flow generates it",
+        f"{len(chunks)} chunks: " + " | ".join(repr(chunk) for chunk in chunks[:6]) + " ...",
+        quiet=quiet,
+    )
+
+    analyzer = LamaticFlow(
+        flow_id="repo-analyzer", client=client, output_key="projectOverview", poll_interval=0.1
+    )
+    _show(
+        "An async flow: invoke() polls checkStatus until the run finishes",
+        analyzer.invoke({"repo_url": "https://example.org/acme/ledger", "developer_role": "backend"}),
+        quiet=quiet,
+        note="repo-analyzer answers with a request id; the local server allows fast polling.",
     )
 
     try:
