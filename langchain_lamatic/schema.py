@@ -2,7 +2,7 @@
 
 A flow's API trigger declares its inputs in ``advance_schema``, a JSON string in one of two
 forms. This module turns either form into a pydantic model, so a tool validates its arguments
-on the client before any request and the language model sees an accurate JSON Schema.
+on the client before any request and the language model receives an accurate JSON Schema.
 
 **Short form.** A JSON object that maps each input name to a type:
 
@@ -10,7 +10,7 @@ on the client before any request and the language model sees an accurate JSON Sc
   ``"boolean"``, ``"object"`` (any JSON object) and ``"array"`` (any JSON array);
 - ``"[<type>]"``, an array of ``<type>``, for example ``"[string]"`` or ``"[[int]]"``;
 - a nested object of the same form;
-- a one-element list holding a nested object (an array of such objects) or a type word.
+- a one-element list that contains a nested object (an array of such objects) or a type word.
 
 A trailing ``?`` makes a field optional (``"string?"``, ``"[int]?"``). Type words are read
 without regard to case or surrounding whitespace. Nested objects and lists cannot carry ``?``,
@@ -40,12 +40,12 @@ short form, so ``{"type": "string", "name": "string"}`` has the two fields ``typ
   (as ``anyOf``: a value that matches several members passes), ``allOf`` (merged into one
   schema), ``nullable``, local ``$ref`` (any ``#/...`` pointer, recursion through objects
   included), ``properties``, ``required``, ``additionalProperties``, ``items``, lengths,
-  numeric bounds, ``multipleOf``, ``pattern`` (with Python's ``re``) and ``uniqueItems``.
+  numeric bounds, ``multipleOf``, ``pattern`` (with Python's ``re``), ``uniqueItems``,
+  ``minProperties`` and ``maxProperties``.
 - Kept in the generated JSON Schema: ``description``, ``title``, ``default``, ``examples``,
   ``format`` and every keyword not listed above. Validation keywords among them, such as
-  ``not``, ``if``, ``patternProperties``, ``prefixItems`` or ``minProperties`` on an object
-  with ``properties``, are not checked on the client. ``format`` is an annotation in JSON
-  Schema and is not checked either.
+  ``not``, ``if``, ``patternProperties`` or ``prefixItems``, are not checked on the client.
+  ``format`` is an annotation in JSON Schema and is not checked either.
 - :func:`payload_from_model` leaves out every field the caller did not set, including fields
   that have a ``default``. The flow applies its own defaults.
 
@@ -71,7 +71,7 @@ import re
 import typing
 import urllib.parse
 from collections.abc import Callable, Mapping, Sequence
-from typing import Annotated, Any, ClassVar, ForwardRef
+from typing import Annotated, Any, ClassVar, ForwardRef, TypeGuard
 
 from pydantic import (
     AfterValidator,
@@ -97,9 +97,9 @@ __all__ = [
 
 logger = logging.getLogger(__name__)
 
-JsonSchema = dict[str, Any]
+_Schema = dict[str, Any]
 
-_SHORT_FORM_TYPES: Mapping[str, JsonSchema] = {
+_SHORT_FORM_TYPES: Mapping[str, _Schema] = {
     "string": {"type": "string"},
     "int": {"type": "integer"},
     "integer": {"type": "integer"},
@@ -113,12 +113,16 @@ _SHORT_FORM_TYPES: Mapping[str, JsonSchema] = {
 
 _ACCEPTED_SHORT_FORM = (
     "accepted types are string, int, integer, float, number, bool, boolean, object, array, "
-    "[<type>] (an array of <type>), a nested object, or a one-element list holding a nested "
+    "[<type>] (an array of <type>), a nested object, or a one-element list containing a nested "
     "object; append '?' to make a field optional, for example 'string?' or '[int]?'"
 )
 
 _JSON_TYPES = ("string", "integer", "number", "boolean", "null", "array", "object")
 
+_LOWER_BOUNDS = frozenset({"minimum", "exclusiveMinimum", "minLength", "minItems", "minProperties"})
+_UPPER_BOUNDS = frozenset({"maximum", "exclusiveMaximum", "maxLength", "maxItems", "maxProperties"})
+
+# NOTE: These keywords reach the language model's schema but are not validated on the client.
 _UNENFORCED_KEYWORDS = frozenset(
     {
         "additionalItems",
@@ -129,9 +133,7 @@ _UNENFORCED_KEYWORDS = frozenset(
         "else",
         "if",
         "maxContains",
-        "maxProperties",
         "minContains",
-        "minProperties",
         "not",
         "patternProperties",
         "prefixItems",
@@ -213,9 +215,6 @@ _REGENERATED_KEYWORDS = frozenset(
     }
 )
 
-# Field names that would shadow an attribute of the generated model class.
-_RESERVED_FIELD_NAMES: frozenset[str]  # assigned after _FlowInputModel below
-
 # Deeper schemas are rejected. Real flow schemas nest a few levels, and the limit keeps a
 # schema that refers to itself without an object in between from exhausting the stack.
 _MAX_NESTING = 48
@@ -226,7 +225,7 @@ _MAX_NESTING = 48
 # --------------------------------------------------------------------------------------------
 
 
-def parse_advance_schema(schema: str | Mapping[str, Any] | None) -> JsonSchema:
+def parse_advance_schema(schema: str | Mapping[str, Any] | None) -> dict[str, Any]:
     """Convert a flow's ``advance_schema`` to a JSON Schema object.
 
     Args:
@@ -290,7 +289,7 @@ def schema_to_model(
         A new model class. Each call builds new classes and nothing is shared between calls.
 
     Raises:
-        ValueError: If the schema is malformed, uses an unknown type, holds a ``$ref`` that
+        ValueError: If the schema is malformed, uses an unknown type, contains a ``$ref`` that
             cannot be resolved, or lists a required field that is not among the properties.
             The message names the path of the field.
         TypeError: If ``schema`` has an unsupported type.
@@ -349,13 +348,13 @@ def model_from_input_names(
             f"descriptions has keys {unknown} that are not input names; input names are {name_list}"
         )
 
-    properties: JsonSchema = {}
+    properties: _Schema = {}
     for name in name_list:
-        field_schema: JsonSchema = {"type": "string"}
+        field_schema: _Schema = {"type": "string"}
         if name in descriptions:
             field_schema["description"] = descriptions[name]
         properties[name] = field_schema
-    json_schema: JsonSchema = {
+    json_schema: _Schema = {
         "type": "object",
         "properties": properties,
         "additionalProperties": False,
@@ -444,6 +443,8 @@ def _load_json_object(text: str) -> Mapping[str, Any]:
             f"advance_schema is not valid JSON: {exc.msg} at line {exc.lineno} column "
             f'{exc.colno}; expected an object such as {{"city": "string"}}'
         ) from exc
+    except RecursionError as exc:
+        raise ValueError("advance_schema nests too deeply to parse") from exc
     if isinstance(parsed, str):
         raise ValueError(
             "advance_schema must be a JSON object, got a JSON string; "
@@ -481,38 +482,40 @@ def _join_path(path: str, key: str) -> str:
     return f"{path}.{part}" if path else part
 
 
-def _short_object_to_json_schema(mapping: Mapping[str, Any], path: str) -> JsonSchema:
-    properties: JsonSchema = {}
+def _short_object_to_json_schema(mapping: Mapping[str, Any], path: str, depth: int = 0) -> _Schema:
+    properties: _Schema = {}
     required: list[str] = []
     for key, value in mapping.items():
         if not isinstance(key, str):
             raise ValueError(f"field names must be strings, got {key!r} {_at(path)}")
         field_path = _join_path(path, key)
-        field_schema, optional = _short_value_to_json_schema(value, field_path)
+        field_schema, optional = _short_value_to_json_schema(value, field_path, depth + 1)
         properties[key] = field_schema
         if not optional:
             required.append(key)
 
-    result: JsonSchema = {"type": "object", "properties": properties, "additionalProperties": False}
+    result: _Schema = {"type": "object", "properties": properties, "additionalProperties": False}
     if required:
         result["required"] = required
     return result
 
 
-def _short_value_to_json_schema(value: object, path: str) -> tuple[JsonSchema, bool]:
+def _short_value_to_json_schema(value: object, path: str, depth: int) -> tuple[_Schema, bool]:
     """Return the JSON Schema of one short-form value and whether the field is optional."""
+    if depth > _MAX_NESTING:
+        raise ValueError(f"advance_schema nests more than {_MAX_NESTING} levels deep {_at(path)}")
     if isinstance(value, str):
         return _type_word_to_json_schema(value, path)
     if isinstance(value, Mapping):
-        return _short_object_to_json_schema(value, path), False
+        return _short_object_to_json_schema(value, path, depth), False
     if isinstance(value, list):
         if len(value) != 1:
             raise ValueError(
-                f"invalid advance_schema type for field {path!r}: a list must hold exactly one "
+                f"invalid advance_schema type for field {path!r}: a list must contain exactly one "
                 f"element, the item type, got {len(value)} elements in {value!r}; "
                 f"{_ACCEPTED_SHORT_FORM}"
             )
-        item_schema, item_optional = _short_value_to_json_schema(value[0], f"{path}[]")
+        item_schema, item_optional = _short_value_to_json_schema(value[0], f"{path}[]", depth + 1)
         if item_optional:
             raise ValueError(
                 f"invalid advance_schema type for field {path!r}: array items cannot be "
@@ -524,7 +527,12 @@ def _short_value_to_json_schema(value: object, path: str) -> tuple[JsonSchema, b
     )
 
 
-def _type_word_to_json_schema(word: str, path: str) -> tuple[JsonSchema, bool]:
+def _type_word_to_json_schema(word: str, path: str) -> tuple[_Schema, bool]:
+    if word.count("[") > _MAX_NESTING:
+        raise ValueError(
+            f"invalid advance_schema type for field {path!r}: more than {_MAX_NESTING} nested "
+            "arrays"
+        )
     text = word.strip()
     optional = text.endswith("?")
     if optional:
@@ -532,7 +540,7 @@ def _type_word_to_json_schema(word: str, path: str) -> tuple[JsonSchema, bool]:
     return _required_type_word_to_json_schema(text, word, path), optional
 
 
-def _required_type_word_to_json_schema(text: str, word: str, path: str) -> JsonSchema:
+def _required_type_word_to_json_schema(text: str, word: str, path: str) -> _Schema:
     if text.startswith("[") and text.endswith("]"):
         inner = text[1:-1].strip()
         if inner.endswith("?"):
@@ -561,24 +569,31 @@ def _required_type_word_to_json_schema(text: str, word: str, path: str) -> JsonS
 class _FlowInputModel(BaseModel):
     """Base class of the generated models.
 
-    Class variables, set on each generated subclass:
-    ``__lamatic_null_means_unset__`` holds the keys (aliases and attribute names) of optional
-    fields whose schema does not allow ``null``, and ``__lamatic_additional__`` validates the
-    values of keys that are not fields when ``additionalProperties`` is a schema.
+    Each generated subclass sets these class variables:
+    ``__lamatic_null_means_unset__`` contains the keys (aliases and attribute names) of optional
+    fields whose schema does not allow ``null``. ``__lamatic_additional__`` validates the
+    values of keys that are not fields, when ``additionalProperties`` is a schema.
+    ``__lamatic_property_count__`` contains ``minProperties`` and ``maxProperties``.
     """
 
     __lamatic_null_means_unset__: ClassVar[frozenset[str]] = frozenset()
     __lamatic_additional__: ClassVar[TypeAdapter[Any] | None] = None
+    __lamatic_property_count__: ClassVar[tuple[int | None, int | None]] = (None, None)
 
     @model_validator(mode="before")
     @classmethod
     def lamatic_prepare_input(cls, data: Any) -> Any:
-        """Drop ``null`` optional fields and validate additional properties."""
+        """Drop ``null`` optional fields, count properties and validate additional ones."""
         if not isinstance(data, Mapping):
             return data
         null_keys = cls.__lamatic_null_means_unset__
         if null_keys:
             data = {k: v for k, v in data.items() if not (v is None and k in null_keys)}
+        min_count, max_count = cls.__lamatic_property_count__
+        if min_count is not None and len(data) < min_count:
+            raise ValueError(f"expected at least {min_count} properties, got {len(data)}")
+        if max_count is not None and len(data) > max_count:
+            raise ValueError(f"expected at most {max_count} properties, got {len(data)}")
         adapter = cls.__lamatic_additional__
         if adapter is not None:
             known: set[str] = set()
@@ -600,6 +615,7 @@ class _FlowInputModel(BaseModel):
         return data
 
 
+# Field names that would shadow an attribute of the generated model classes.
 _RESERVED_FIELD_NAMES = frozenset(dir(_FlowInputModel))
 
 
@@ -610,6 +626,10 @@ def _absent() -> None:
     JSON Schema of fields that do not accept ``null``.
     """
     return None
+
+
+def _is_number(value: object) -> TypeGuard[int | float]:
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
 
 
 def _reject_bool(value: Any) -> Any:
@@ -650,12 +670,24 @@ def _enum_validator(members: list[Any]) -> Callable[[Any], Any]:
     return check
 
 
+def _canonical(value: Any) -> Any:
+    """Return a JSON value in which equal JSON values compare and serialise equal."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {key: _canonical(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_canonical(item) for item in value]
+    return value
+
+
 def _check_unique_items(items: list[Any]) -> list[Any]:
-    plain = to_jsonable_python(items)
-    for index, item in enumerate(plain):
-        for earlier in plain[:index]:
-            if _json_equal(item, earlier):
-                raise ValueError(f"array items must be unique, but {json.dumps(item)} repeats")
+    seen: set[str] = set()
+    for item in to_jsonable_python(items):
+        text = json.dumps(_canonical(item), sort_keys=True)
+        if text in seen:
+            raise ValueError(f"array items must be unique, but {text} repeats")
+        seen.add(text)
     return items
 
 
@@ -666,8 +698,8 @@ class _ExtraJsonSchema:
         self.keywords = dict(keywords)
         self.one_of = one_of
 
-    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> JsonSchema:
-        json_schema: JsonSchema = dict(handler(core_schema))
+    def __get_pydantic_json_schema__(self, core_schema: Any, handler: Any) -> _Schema:
+        json_schema: _Schema = dict(handler(core_schema))
         if self.one_of and "anyOf" in json_schema:
             json_schema["oneOf"] = json_schema.pop("anyOf")
         json_schema.update(copy.deepcopy(self.keywords))
@@ -723,7 +755,7 @@ class _ModelBuilder:
     document and no state is shared between tools.
     """
 
-    def __init__(self, root: JsonSchema, model_name: str) -> None:
+    def __init__(self, root: _Schema, model_name: str) -> None:
         self._root = root
         self._root_name = _model_identifier(model_name)
         self._used_model_names: set[str] = set()
@@ -783,7 +815,7 @@ class _ModelBuilder:
     def _flatten(self, node: Any, path: str, active: frozenset[str] = frozenset()) -> Any:
         """Merge ``allOf`` members, and a ``$ref`` that has validation keywords next to it.
 
-        ``active`` holds the pointers being merged, to detect a reference cycle.
+        ``active`` contains the pointers being merged, to detect a reference cycle.
         """
         if not isinstance(node, Mapping):
             return node
@@ -798,7 +830,7 @@ class _ModelBuilder:
         if not members:
             return node
 
-        merged: JsonSchema = rest
+        merged: _Schema = rest
         for index, member in enumerate(members):
             member_path = f"{path}.allOf[{index}]"
             if member is True:
@@ -820,7 +852,7 @@ class _ModelBuilder:
             merged = self._merge(merged, self._flatten(member, member_path, member_active), path)
         return merged
 
-    def _merge(self, left: JsonSchema, right: Any, path: str) -> JsonSchema:
+    def _merge(self, left: _Schema, right: Any, path: str) -> _Schema:
         """Merge schema ``right`` into ``left``, which is modified and returned."""
         if right is True:
             return left
@@ -832,6 +864,8 @@ class _ModelBuilder:
             elif key in _ANNOTATION_KEYWORDS or _json_equal(left[key], value):
                 continue
             elif key == "properties" and isinstance(value, Mapping):
+                if not isinstance(left[key], Mapping):
+                    raise ValueError(f"'properties' {_at(path)} must be an object")
                 properties = dict(left[key])
                 for name, schema in value.items():
                     if name in properties and not _json_equal(properties[name], schema):
@@ -839,14 +873,22 @@ class _ModelBuilder:
                     else:
                         properties.setdefault(name, copy.deepcopy(schema))
                 left[key] = properties
-            elif key == "required" and isinstance(value, list):
+            elif key == "required":
+                names = [left[key], value]
+                if not all(
+                    isinstance(n, list) and all(isinstance(x, str) for x in n) for n in names
+                ):
+                    raise ValueError(f"'required' {_at(path)} must be a list of strings")
                 left[key] = list(dict.fromkeys([*left[key], *value]))
             elif key == "type":
                 left[key] = self._intersect_types(left[key], value, path)
-            elif key in {"minimum", "minLength", "minItems", "minProperties"}:
-                left[key] = max(left[key], value)
-            elif key in {"maximum", "maxLength", "maxItems", "maxProperties"}:
-                left[key] = min(left[key], value)
+            elif key in _LOWER_BOUNDS or key in _UPPER_BOUNDS:
+                if not (_is_number(left[key]) and _is_number(value)):
+                    raise ValueError(
+                        f"{key!r} {_at(path)} must be a number, got {left[key]!r} and {value!r}"
+                    )
+                pick = max if key in _LOWER_BOUNDS else min
+                left[key] = pick(left[key], value)
             else:
                 raise ValueError(
                     f"allOf {_at(path)} combines different values of {key!r} ({left[key]!r} and "
@@ -856,8 +898,10 @@ class _ModelBuilder:
 
     @staticmethod
     def _intersect_types(left: Any, right: Any, path: str) -> Any:
-        left_types = [left] if isinstance(left, str) else list(left)
-        right_types = [right] if isinstance(right, str) else list(right)
+        left_types = [left] if isinstance(left, str) else left
+        right_types = [right] if isinstance(right, str) else right
+        if not isinstance(left_types, list) or not isinstance(right_types, list):
+            raise ValueError(f"invalid 'type' {_at(path)}: got {left!r} and {right!r}")
         common = [t for t in left_types if t in right_types]
         if "number" in left_types and "integer" in right_types and "integer" not in common:
             common.append("integer")
@@ -879,14 +923,14 @@ class _ModelBuilder:
         if "$ref" in node:
             pointer, target = self._resolve(node["$ref"], "a $ref")
             return pointer not in seen and self._accepts_null(target, seen | {pointer})
-        if "enum" in node:
+        if isinstance(node.get("enum"), list):
             return any(member is None for member in node["enum"])
         if "const" in node:
             return node["const"] is None
         for key in ("anyOf", "oneOf"):
-            if key in node:
+            if isinstance(node.get(key), list):
                 return any(self._accepts_null(member, seen) for member in node[key])
-        if "allOf" in node:
+        if isinstance(node.get("allOf"), list):
             return all(self._accepts_null(member, seen) for member in node["allOf"])
         types = node.get("type")
         if types is None:
@@ -930,11 +974,9 @@ class _ModelBuilder:
             if key != "$defs"
         }
 
-    def _extra_keywords(
-        self, node: Mapping[str, Any], path: str, skip: frozenset[str]
-    ) -> JsonSchema:
+    def _extra_keywords(self, node: Mapping[str, Any], path: str, skip: frozenset[str]) -> _Schema:
         """Return the keywords of ``node`` that pydantic does not regenerate."""
-        extras: JsonSchema = {}
+        extras: _Schema = {}
         for key, value in node.items():
             if key in _REGENERATED_KEYWORDS or key in skip:
                 continue
@@ -1042,13 +1084,14 @@ class _ModelBuilder:
     def _union_annotation(self, node: Mapping[str, Any], path: str, name: str) -> Any:
         if "anyOf" in node and "oneOf" in node:
             raise ValueError(f"unsupported schema {_at(path)}: 'anyOf' and 'oneOf' in one schema")
+        # NOTE: oneOf is validated like anyOf, so a value that matches several members passes.
         key = "anyOf" if "anyOf" in node else "oneOf"
         members = node[key]
         if not isinstance(members, list) or not members:
             raise ValueError(f"{key!r} {_at(path)} must be a non-empty list, got {members!r}")
 
-        # Validation keywords next to anyOf apply to every member: A and (B or C) is
-        # (A and B) or (A and C).
+        # Validation keywords next to anyOf apply to every member, because A and (B or C)
+        # equals (A and B) or (A and C).
         shared = {
             k: v
             for k, v in node.items()
@@ -1069,7 +1112,7 @@ class _ModelBuilder:
             members = node["enum"]
             if not isinstance(members, list) or not members:
                 raise ValueError(f"'enum' {_at(path)} must be a non-empty list, got {members!r}")
-            schema: JsonSchema = {"enum": _embeddable(members, path, "enum")}
+            schema: _Schema = {"enum": _embeddable(members, path, "enum")}
         else:
             members = [node["const"]]
             schema = {"const": _embeddable(node["const"], path, "const")}
@@ -1125,8 +1168,8 @@ class _ModelBuilder:
     def _constrained(
         base: Any, constraints: Mapping[str, Any], before: Callable[[Any], Any] | None = None
     ) -> Any:
-        # Constraints go before the validator: behind a BeforeValidator, pydantic writes them
-        # into the JSON Schema under their Python names (gt, le) instead of JSON Schema's.
+        # Constraints go before the validator. Behind a BeforeValidator, pydantic 2.14 writes
+        # them into the JSON Schema under their Python names (gt, le) instead of JSON Schema's.
         metadata: list[Any] = []
         if constraints:
             metadata.append(Field(**constraints))
@@ -1148,7 +1191,7 @@ class _ModelBuilder:
         value = node.get(key)
         if value is None:
             return None
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
+        if not _is_number(value):
             raise ValueError(f"{key!r} {_at(path)} must be a number, got {value!r}")
         return value
 
@@ -1329,6 +1372,10 @@ class _ModelBuilder:
             extras["additionalProperties"] = self._inline_refs(additional, path)
         if extras:
             config["json_schema_extra"] = extras
+        property_count = (
+            self._count(node, "minProperties", path),
+            self._count(node, "maxProperties", path),
+        )
 
         try:
             model = create_model(
@@ -1342,6 +1389,7 @@ class _ModelBuilder:
             raise ValueError(f"cannot build a model for the schema {_at(path)}: {exc}") from exc
         model.__lamatic_null_means_unset__ = frozenset(null_means_unset)
         model.__lamatic_additional__ = additional_adapter
+        model.__lamatic_property_count__ = property_count
         self._models[model_name] = model
         return model
 
@@ -1358,7 +1406,7 @@ class _ModelBuilder:
         field_keywords = frozenset({"description", "title", "examples", "default"})
         annotation = self._annotation(schema, path, name, pointer, skip=field_keywords)
         options: dict[str, Any] = {"alias": key}
-        schema_extra: JsonSchema = {}
+        schema_extra: _Schema = {}
         if isinstance(schema, Mapping):
             for keyword_name in ("description", "title"):
                 value = schema.get(keyword_name)
@@ -1369,7 +1417,7 @@ class _ModelBuilder:
             if "examples" in schema:
                 schema_extra["examples"] = _embeddable(schema["examples"], path, "examples")
             if "default" in schema:
-                # The default is also written through json_schema_extra, because pydantic
+                # The default is also written through json_schema_extra, because pydantic 2.14
                 # leaves out a default that its type's serializer rejects, such as a dict
                 # default of a model field. A required field keeps its default there only.
                 schema_extra["default"] = _embeddable(schema["default"], path, "default")
@@ -1383,10 +1431,10 @@ class _ModelBuilder:
 
 
 def _embeddable(value: Any, path: str, keyword_name: str) -> Any:
-    """Return a copy of a JSON value that is copied into the generated JSON Schema.
+    """Check and copy a JSON value that goes into the generated JSON Schema.
 
-    pydantic rewrites every ``$ref`` and ``$defs`` key in the JSON Schema it generates, and
-    fails on the ones it did not create, so a value must not contain them.
+    pydantic 2.14 rewrites every ``$ref`` and ``$defs`` key in the JSON Schema it generates and
+    fails on the ones it did not create, so the value must not contain them.
     """
     if isinstance(value, Mapping):
         for key in ("$ref", "$defs"):
@@ -1412,7 +1460,7 @@ def _annotated(base: Any, metadata: Sequence[Any]) -> Any:
 
 
 def _union(members: Sequence[Any]) -> Any:
-    """Return ``Union[*members]``, which ``X | Y`` cannot build from ForwardRef members."""
+    """Return ``Union[*members]`` for a list of member types built at run time."""
     return typing.Union[tuple(members)]  # noqa: UP007
 
 
