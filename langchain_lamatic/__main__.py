@@ -15,14 +15,18 @@ EXIT_FAILED = 1
 EXIT_USAGE = 2
 
 
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON; use null or a number")
+
+
 def _parse_payload(text: str) -> dict[str, Any]:
     try:
-        payload = json.loads(text)
+        payload = json.loads(text, parse_constant=_reject_constant)
     except ValueError as error:
         raise argparse.ArgumentTypeError(f"--payload is not valid JSON: {error}") from None
     if not isinstance(payload, dict):
         raise argparse.ArgumentTypeError(
-            f"--payload must be a JSON object such as '{{\"url\": \"...\"}}', "
+            f'--payload must be a JSON object such as \'{{"url": "..."}}\', '
             f"got {type(payload).__name__}"
         )
     return payload
@@ -65,17 +69,31 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--agent", action="store_true", help="FLOW_ID is an agent id")
     run.add_argument(
-        "--timeout", type=float, default=None, help="seconds to wait for the result (default 330)"
+        "--allow-insecure-http",
+        action="store_true",
+        help="allow a plain http:// endpoint on a host that is not loopback",
     )
     run.add_argument(
-        "--max-retries", type=int, default=2, help="retries for failures that cannot re-run the flow"
+        "--timeout",
+        type=float,
+        default=None,
+        help="seconds to wait for each read of the response (default 330)",
+    )
+    run.add_argument(
+        "--max-retries",
+        type=int,
+        default=2,
+        help="retries for failures that cannot re-run the flow",
     )
     return parser
 
 
 def _run(arguments: argparse.Namespace) -> int:
     try:
-        client_options: dict[str, Any] = {"max_retries": arguments.max_retries}
+        client_options: dict[str, Any] = {
+            "max_retries": arguments.max_retries,
+            "allow_insecure_http": arguments.allow_insecure_http,
+        }
         if arguments.timeout is not None:
             client_options["timeout"] = arguments.timeout
         with LamaticClient(**client_options) as client:
@@ -95,7 +113,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = _build_parser().parse_args(argv)
     if arguments.command == "run":
         return _run(arguments)
-    from langchain_lamatic._demo import run_demo  # noqa: PLC0415
+    from langchain_lamatic._demo import run_demo
 
     return run_demo(quiet=arguments.quiet)
 

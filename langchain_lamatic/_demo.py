@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 import time
 from typing import Any
 
@@ -47,7 +48,8 @@ def run_demo(*, quiet: bool = False) -> int:
     except ImportError as error:
         print(
             f"error: the demo needs the local server's extra ({error}). Install it with: "
-            "pip install 'langchain-lamatic[testing]'"
+            "pip install 'langchain-lamatic[testing]'",
+            file=sys.stderr,
         )
         return 1
 
@@ -71,7 +73,7 @@ def run_demo(*, quiet: bool = False) -> int:
             try:
                 _run_steps(client, quiet=quiet)
             except LamaticError as error:
-                print(f"error: the demo failed unexpectedly: {error}")
+                print(f"error: the demo failed unexpectedly: {error}", file=sys.stderr)
                 return 1
     return 0
 
@@ -146,7 +148,9 @@ def _run_steps(client: LamaticClient, *, quiet: bool) -> None:
     )
     _show(
         "An async flow: invoke() polls checkStatus until the run finishes",
-        analyzer.invoke({"repo_url": "https://example.org/acme/ledger", "developer_role": "backend"}),
+        analyzer.invoke(
+            {"repo_url": "https://example.org/acme/ledger", "developer_role": "backend"}
+        ),
         quiet=quiet,
         note="repo-analyzer answers with a request id; the local server allows fast polling.",
     )

@@ -28,14 +28,54 @@ class Settings:
     credential_kind: CredentialKind
 
 
-def _secret_value(value: str | SecretStr | None) -> SecretStr | None:
+def header_value_problem(text: str, *, allow_spaces: bool) -> str | None:
+    """Describe the first character of ``text`` that an HTTP header cannot carry, or return None.
+
+    httpx raises ``UnicodeEncodeError`` for non-ASCII header values and h11 rejects control
+    characters only once the connection is open, with the whole value in its message. The
+    description names the position and the kind of character, never the value itself.
+    """
+    for position, character in enumerate(text, start=1):
+        if character == " " and allow_spaces:
+            continue
+        if "\x21" <= character <= "\x7e":
+            continue
+        if character > "\x7e":
+            return f"a non-ASCII character at position {position}"
+        if character == " ":
+            return f"a space at position {position}"
+        return f"a control character (such as a line break) at position {position}"
+    return None
+
+
+def _secret_value(value: str | SecretStr | None, name: str) -> SecretStr | None:
+    """Return ``value`` stripped as a ``SecretStr``, or None when it is missing or blank.
+
+    Raises:
+        TypeError: ``value`` is neither a str nor a ``SecretStr``.
+        ValueError: ``value`` contains a character an HTTP header cannot carry; the message
+            names ``name`` and the position, not the value.
+    """
     if value is None:
         return None
     if isinstance(value, SecretStr):
-        return value if value.get_secret_value() else None
-    if not isinstance(value, str):
-        raise TypeError(f"credentials must be str or SecretStr, got {type(value).__name__}")
-    return SecretStr(value) if value else None
+        text = value.get_secret_value()
+    elif isinstance(value, str):
+        text = value
+    else:
+        raise TypeError(
+            f"credentials must be str or SecretStr, got {type(value).__name__} for {name}"
+        )
+    text = text.strip()
+    if not text:
+        return None
+    problem = header_value_problem(text, allow_spaces=False)
+    if problem is not None:
+        raise ValueError(
+            f"Invalid {name}: it contains {problem}, which cannot be sent in an HTTP header. "
+            "Copy the credential again from Lamatic Studio."
+        )
+    return SecretStr(text)
 
 
 def _env(name: str) -> str | None:
@@ -49,17 +89,19 @@ def resolve_credential(
     """Pick the one credential to use: arguments first, then the environment.
 
     Credentials given as arguments replace both environment variables, so an explicit
-    ``access_token`` is not in conflict with a ``LAMATIC_API_KEY`` set in the shell.
+    ``access_token`` is not in conflict with a ``LAMATIC_API_KEY`` set in the shell. Leading
+    and trailing whitespace is removed, as from a key read from a file.
 
     Raises:
-        ValueError: when no credential is set, or both are set at the same level.
+        ValueError: when no credential is set, both are set at the same level, or the
+            credential contains a character that an HTTP header cannot carry.
     """
-    key = _secret_value(api_key)
-    token = _secret_value(access_token)
+    key = _secret_value(api_key, "api_key")
+    token = _secret_value(access_token, "access_token")
     source = "arguments"
     if key is None and token is None:
-        key = _secret_value(_env(API_KEY_ENV))
-        token = _secret_value(_env(ACCESS_TOKEN_ENV))
+        key = _secret_value(_env(API_KEY_ENV), API_KEY_ENV)
+        token = _secret_value(_env(ACCESS_TOKEN_ENV), ACCESS_TOKEN_ENV)
         source = "environment"
     if key is not None and token is not None:
         if source == "arguments":
@@ -79,7 +121,10 @@ def resolve_credential(
 
 
 def resolve_text(value: str | None, *, argument: str, env: str, example: str) -> str:
-    """Return ``value`` or the environment variable ``env``, or raise naming both."""
+    """Return ``value`` or the environment variable ``env``, or raise naming both.
+
+    The project id is sent as the ``x-project-id`` header, so it must be printable ASCII.
+    """
     if value is not None and not isinstance(value, str):
         raise TypeError(f"{argument} must be a str, got {type(value).__name__}")
     resolved = (value or "").strip() or _env(env)
@@ -87,6 +132,14 @@ def resolve_text(value: str | None, *, argument: str, env: str, example: str) ->
         raise ValueError(
             f"Missing {argument}: pass {argument}= or set {env} (for example {example})."
         )
+    if env == PROJECT_ID_ENV:
+        problem = header_value_problem(resolved, allow_spaces=True)
+        if problem is not None:
+            raise ValueError(
+                f"Invalid {argument} {resolved!r} (from {argument}= or {env}): it contains "
+                f"{problem}, which cannot be sent in the x-project-id header. Copy the id "
+                "again from Lamatic Studio."
+            )
     return resolved
 
 

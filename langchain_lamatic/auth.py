@@ -50,7 +50,8 @@ def create_access_token(
         raise ValueError("secret_key must be the project's non-empty secret key")
     if not isinstance(project_id, str) or not project_id.strip():
         raise ValueError("project_id must be a non-empty str")
-    claims: dict[str, object] = {"project_id": project_id}
+    # LamaticClient strips the project id it sends as x-project-id, so the claim must match.
+    claims: dict[str, object] = {"project_id": project_id.strip()}
     if expires_in is not None:
         if isinstance(expires_in, bool) or not isinstance(expires_in, (int, float)):
             raise ValueError(f"expires_in must be a number of seconds, got {expires_in!r}")

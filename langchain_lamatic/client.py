@@ -30,6 +30,7 @@ from langchain_lamatic._settings import (
     ENDPOINT_ENV,
     PROJECT_ID_ENV,
     CredentialKind,
+    header_value_problem,
     is_loopback_host,
     normalise_endpoint,
     resolve_credential,
@@ -64,11 +65,14 @@ logger = logging.getLogger(__name__)
 USER_AGENT = f"langchain-lamatic/{__version__}"
 
 DEFAULT_TIMEOUT = httpx.Timeout(330.0, connect=10.0)
-"""Per-attempt timeout: 10 s to connect, 330 s for the rest.
+"""Per-attempt timeout: 10 s to connect, 330 s for each read, write or pool wait.
 
 A realtime run may take about 2 minutes on Lamatic's Pro plan and 5 on Enterprise, so the
 read timeout allows 5 minutes plus a margin.
 """
+
+MAX_TIMEOUT = 1_000_000.0
+"""The largest timeout accepted, in seconds (about 11.5 days)."""
 
 TimeoutTypes = float | httpx.Timeout | None
 AccessTokenProvider = Callable[[], str | Awaitable[str]]
@@ -138,13 +142,15 @@ def _coerce_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
         return timeout
     if timeout is None:
         raise ValueError("timeout must be a number of seconds or an httpx.Timeout, not None")
-    # inf is rejected too: httpx passes it on to the socket layer, which raises OverflowError.
+    # Huge values and inf are rejected: the socket layer raises OverflowError for them.
     if (
         isinstance(timeout, bool)
         or not isinstance(timeout, (int, float))
-        or not 0 < timeout < float("inf")
+        or not 0 < timeout <= MAX_TIMEOUT
     ):
-        raise ValueError(f"timeout must be a positive, finite number of seconds, got {timeout!r}")
+        raise ValueError(
+            f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:g}, got {timeout!r}"
+        )
     return httpx.Timeout(float(timeout), connect=min(float(timeout), DEFAULT_TIMEOUT.connect or 10))
 
 
@@ -337,6 +343,9 @@ class LamaticClient:
             asyncio.AbstractEventLoop, asyncio.Semaphore
         ] = weakref.WeakKeyDictionary()
         self._closed = False
+        # The endpoint parsed once, with the string it came from: httpx would otherwise parse
+        # the string again for every request.
+        self._parsed_endpoint: tuple[str, httpx.URL] | None = None
         # Set once a server rejects checkStatus without a selection set; see _poll_status.
         self._check_status_with_selection = False
 
@@ -364,6 +373,7 @@ class LamaticClient:
         )
         if not isinstance(value, str) or not value.strip():
             raise ValueError("update_access_token() needs a non-empty access token")
+        _check_header_value(value.strip(), "update_access_token()", allow_spaces=False)
         self._credential = (SecretStr(value.strip()), "access_token")
 
     def _secrets(self, call: _Call | None = None) -> tuple[str, ...]:
@@ -379,6 +389,8 @@ class LamaticClient:
         access_token: str | SecretStr | None,
         project_id: str | None,
     ) -> dict[str, str]:
+        if project_id is not None:
+            _check_header_value(project_id, "the per-call project_id", allow_spaces=True)
         headers = {
             "Content-Type": "application/json",
             "Accept": accept,
@@ -391,6 +403,7 @@ class LamaticClient:
                 if isinstance(access_token, SecretStr)
                 else access_token
             )
+            _check_header_value(token, "the per-call access token", allow_spaces=False)
             headers["X-Lamatic-Signature"] = token
         else:
             secret, kind = self._get_credential()
@@ -512,6 +525,7 @@ class LamaticClient:
                 "_sync_client",
                 "_async_clients",
                 "_async_slots",
+                "_parsed_endpoint",
                 "_credential",
                 "_external_client",
                 "_external_async_client",
@@ -1208,9 +1222,12 @@ class LamaticClient:
         access_token: str | SecretStr | None,
         project_id: str | None,
     ) -> httpx.Request:
+        parsed = self._parsed_endpoint
+        if parsed is None or parsed[0] != self.endpoint:
+            parsed = self._parsed_endpoint = (self.endpoint, httpx.URL(self.endpoint))
         return client.build_request(
             "POST",
-            self.endpoint,
+            parsed[1],
             content=call.body,
             headers=self._headers(accept=accept, access_token=access_token, project_id=project_id),
             timeout=call.timeout,
@@ -1443,7 +1460,23 @@ def _check_provided_token(token: object) -> str:
         raise LamaticAuthenticationError(
             f"access_token_provider returned {type(token).__name__} instead of a non-empty token"
         )
-    return token
+    problem = header_value_problem(token.strip(), allow_spaces=False)
+    if problem is not None:
+        raise LamaticAuthenticationError(
+            f"access_token_provider returned a token with {problem}, which an HTTP header "
+            "cannot carry"
+        )
+    return token.strip()
+
+
+def _check_header_value(value: str, source: str, *, allow_spaces: bool) -> None:
+    """Raise ValueError naming ``source`` (never the value) if a header cannot carry ``value``."""
+    problem = header_value_problem(value, allow_spaces=allow_spaces)
+    if problem is not None:
+        raise ValueError(
+            f"{source} contains {problem}, which an HTTP header cannot carry; check for a "
+            "stray line break or a copy-and-paste error"
+        )
 
 
 def _run_awaitable_in_thread(awaitable: Awaitable[Any]) -> Any:

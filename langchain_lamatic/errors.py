@@ -485,6 +485,9 @@ def classify_response(
         message = redact(f"{what} failed with HTTP {status_code}: {reason}", secrets)
         if error_class is LamaticRateLimitError:
             retry_after = parse_retry_after((headers or {}).get("retry-after"))
+            if retry_after is not None:
+                # A wait longer than the client's cap raises at once, so the caller needs it.
+                message = f"{message}; the server asked to wait {retry_after:g} s"
             return_error: LamaticError = LamaticRateLimitError(
                 message, retry_after=retry_after, **common
             )

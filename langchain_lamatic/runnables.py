@@ -129,7 +129,7 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
     result_model: type[BaseModel] | None = Field(default=None, exclude=True)
     """Validate the result (or the ``output_key`` value) into this pydantic model."""
     timeout: float | None = None
-    """Seconds per attempt; ``None`` uses the client's default (10 s connect, 330 s total)."""
+    """Seconds per attempt; ``None`` uses the client's default (10 s to connect, 330 s per read)."""
     max_retries: int = 2
     """Retries for failures that cannot have run the flow; see ``LamaticClient``."""
     allow_insecure_http: bool = False
@@ -172,11 +172,22 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
 
     @model_validator(mode="after")
     def _build_client(self) -> Self:
+        if not self._target_id.strip():
+            raise ValueError(
+                f"{self._kind}_id must not be empty; copy it from the {self._kind}'s page in "
+                "Lamatic Studio"
+            )
         if self.client is not None:
             given = [
                 name
                 for name in ("endpoint", "project_id", "api_key", "access_token")
                 if getattr(self, name) is not None
+            ]
+            # Client settings given beside a shared client would be silently ignored.
+            given += [
+                name
+                for name in ("timeout", "max_retries", "allow_insecure_http", "bypass_cache")
+                if name in self.model_fields_set
             ]
             if given:
                 raise ValueError(
@@ -272,7 +283,8 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
                 present = sorted(output) if isinstance(output, Mapping) else type(output).__name__
                 raise LamaticResponseError(
                     f"The result of Lamatic {self._kind} {self._target_id!r} has no key "
-                    f"{self.output_key!r}; it has {present}. Fix output_key to one of them.",
+                    f"{self.output_key!r}; it has {present}",
+                    hint="Set output_key to one of the keys of the flow's API Response node",
                     **common,
                 )
             output = output[self.output_key]
@@ -284,6 +296,7 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
                     f"The result of Lamatic {self._kind} {self._target_id!r} does not match "
                     f"{self.result_model.__name__}: {error.error_count()} validation error(s), "
                     f"first: {_first_validation_error(error)}",
+                    hint="Make result_model match the keys and types of the flow's result",
                     **common,
                 ) from error
         return output

@@ -140,7 +140,7 @@ class LamaticToolkit(BaseToolkit):
     access_token: SecretStr | None = None
     """HS256 access token; falls back to ``LAMATIC_ACCESS_TOKEN``."""
     timeout: float | None = None
-    """Seconds per attempt; ``None`` uses the client's default (10 s connect, 330 s total)."""
+    """Seconds per attempt; ``None`` uses the client's default (10 s to connect, 330 s per read)."""
     max_retries: int = 2
     """Retries for failures that cannot have run the flow; see ``LamaticClient``."""
     allow_insecure_http: bool = False
@@ -171,6 +171,12 @@ class LamaticToolkit(BaseToolkit):
                 name
                 for name in ("endpoint", "project_id", "api_key", "access_token", "timeout")
                 if getattr(self, name) is not None
+            ]
+            # These have defaults, so only an explicit value conflicts; it would be ignored.
+            given += [
+                name
+                for name in ("max_retries", "allow_insecure_http", "bypass_cache")
+                if name in self.model_fields_set
             ]
             if given:
                 raise ValueError(
@@ -269,7 +275,13 @@ def load_manifest(path: str | os.PathLike[str] | Traversable) -> list[LamaticToo
         ValueError: the file is not valid JSON or does not have the manifest shape.
     """
     source = path if isinstance(path, Traversable) else Path(path)
-    text = source.read_text(encoding="utf-8")
+    # utf-8-sig also accepts the byte order mark that some Windows editors write.
+    try:
+        text = source.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as error:
+        raise ValueError(
+            f"The Lamatic tool manifest {path} is not UTF-8 text: {error}; save it as UTF-8."
+        ) from None
     try:
         document = json.loads(text)
     except ValueError as error:

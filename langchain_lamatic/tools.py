@@ -301,7 +301,7 @@ class _LamaticTool(BaseTool):
     access_token: SecretStr | None = None
     """HS256 access token; falls back to ``LAMATIC_ACCESS_TOKEN``."""
     timeout: float | None = None
-    """Seconds per attempt; ``None`` uses the client's default (10 s connect, 330 s total)."""
+    """Seconds per attempt; ``None`` uses the client's default (10 s to connect, 330 s per read)."""
     max_retries: int = 2
     """Retries for failures that cannot have run the flow; see ``LamaticClient``."""
     allow_insecure_http: bool = False
@@ -384,7 +384,12 @@ class _LamaticTool(BaseTool):
     @classmethod
     def _prepare_arguments(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
         target_id = kwargs.get(cls._id_field)
-        if not isinstance(target_id, str) or not target_id.strip():
+        if isinstance(target_id, str) and not target_id.strip():
+            # Pydantic accepts a blank str and reports only the missing name and description.
+            raise ValueError(
+                f"{cls._id_field} must not be empty; copy the {cls._kind}'s id from Lamatic Studio"
+            )
+        if not isinstance(target_id, str):
             # Leave the error to pydantic's field validation, which names the field.
             return kwargs
         kwargs = dict(kwargs)
@@ -442,6 +447,12 @@ class _LamaticTool(BaseTool):
                 name
                 for name in ("endpoint", "project_id", "api_key", "access_token", "timeout")
                 if getattr(self, name) is not None
+            ]
+            # These have defaults, so only an explicit value conflicts; it would be ignored.
+            given += [
+                name
+                for name in ("max_retries", "allow_insecure_http", "bypass_cache")
+                if name in self.model_fields_set
             ]
             if given:
                 raise ValueError(
@@ -633,6 +644,8 @@ class _LamaticTool(BaseTool):
                     f"{self.name!r} to one of them.",
                     flow_id=self._target_id if self._kind == "flow" else None,
                     agent_id=self._target_id if self._kind == "agent" else None,
+                    # The class hint blames the endpoint, but the response itself was valid.
+                    hint="",
                 )
             value = result[self.output_key]
         text = value if isinstance(value, str) else _compact_json(value)
@@ -802,6 +815,8 @@ def _default_description(
         names = [field.alias or name for name, field in schema.model_fields.items()]
         return text + (" Arguments: " + ", ".join(names) + "." if names else "")
 
+    # A model that refers to itself is emitted as a $ref into $defs, with no properties.
+    json_schema = _resolve_top_level_ref(json_schema)
     properties = json_schema.get("properties", {})
     required = set(json_schema.get("required", []))
     arguments = [
@@ -811,6 +826,14 @@ def _default_description(
     if arguments:
         return text + " Arguments: " + ", ".join(arguments) + "."
     return text + " It takes no arguments."
+
+
+def _resolve_top_level_ref(json_schema: dict[str, Any]) -> dict[str, Any]:
+    reference = json_schema.get("$ref")
+    if "properties" in json_schema or not isinstance(reference, str):
+        return json_schema
+    target = json_schema.get("$defs", {}).get(reference.rsplit("/", 1)[-1])
+    return target if isinstance(target, dict) else json_schema
 
 
 def _describe_property(spec: Any) -> str:

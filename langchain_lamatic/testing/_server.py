@@ -162,11 +162,24 @@ class LamaticTestServer:
         not_found_status: Literal[200, 404] = 200,
         stream_options: StreamOptions | None = None,
     ) -> None:
-        if not isinstance(project_id, str) or not project_id:
-            raise ValueError(f"project_id must be a non-empty string, got {project_id!r}")
+        # LamaticClient strips the project id and credential it sends, so padded values here
+        # could never match a request.
+        if not isinstance(project_id, str) or not project_id or project_id != project_id.strip():
+            raise ValueError(
+                f"project_id must be a non-empty string without surrounding whitespace, "
+                f"got {project_id!r}"
+            )
         for name, value in (("api_key", api_key), ("secret_key", secret_key)):
-            if value is not None and (not isinstance(value, str) or not value):
-                raise ValueError(f"{name} must be a non-empty string or None")
+            if value is not None and (
+                not isinstance(value, str) or not value or value != value.strip()
+            ):
+                raise ValueError(
+                    f"{name} must be a non-empty string without surrounding whitespace, or None"
+                )
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 <= port <= 65535:
+            raise ValueError(
+                f"port must be an int from 0 to 65535 (0 picks a free one), got {port!r}"
+            )
         if not_found_status not in (200, 404):
             raise ValueError(f"not_found_status must be 200 or 404, got {not_found_status!r}")
         if stream_options is not None and not isinstance(stream_options, StreamOptions):
