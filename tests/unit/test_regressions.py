@@ -352,3 +352,10 @@ def test_cli_allows_insecure_http_when_asked(monkeypatch: pytest.MonkeyPatch) ->
     monkeypatch.setattr(cli, "LamaticClient", RecordingClient)
     assert cli.main(["run", "echo", "--allow-insecure-http"]) == 1
     assert seen[0]["allow_insecure_http"] is True
+
+
+def test_deeply_nested_status_string_is_not_a_recursion_error() -> None:
+    from langchain_lamatic._polling import _decode_json_string
+
+    text = "[" * 100_000 + "]" * 100_000
+    assert _decode_json_string(text) == text
