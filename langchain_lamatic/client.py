@@ -470,6 +470,11 @@ class LamaticClient:
             if loop.is_closed():
                 client = self._async_clients.pop(loop)
                 _close_sockets_of_dead_loop(client)
+        # A semaphore that has made a task wait refers to its loop, which would keep the
+        # weak key alive.
+        for loop in list(self._async_slots.keys()):
+            if loop.is_closed():
+                del self._async_slots[loop]
 
     def close(self) -> None:
         """Close the pooled sync connections. Injected httpx clients are left open."""
