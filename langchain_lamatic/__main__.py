@@ -57,7 +57,7 @@ def _build_parser() -> argparse.ArgumentParser:
         description=(
             "Execute a flow (or agent) on the project set by LAMATIC_ENDPOINT, "
             "LAMATIC_PROJECT_ID and LAMATIC_API_KEY or LAMATIC_ACCESS_TOKEN, and print the "
-            "result as JSON. Errors print their message and exit with status 1."
+            "result as JSON. On failure it prints the error to stderr and exits with status 1."
         ),
     )
     run.add_argument("flow_id", metavar="FLOW_ID", help="the flow's id from Lamatic Studio")
@@ -77,13 +77,16 @@ def _build_parser() -> argparse.ArgumentParser:
         "--timeout",
         type=float,
         default=None,
-        help="seconds to wait for each read of the response (default 330)",
+        help=(
+            "timeout in seconds for each read, write and pool wait of an attempt; connecting "
+            "waits at most 10 s (default 330)"
+        ),
     )
     run.add_argument(
         "--max-retries",
         type=int,
         default=2,
-        help="retries for failures that cannot re-run the flow",
+        help="maximum number of retries of failures that cannot have run the flow (default 2)",
     )
     return parser
 

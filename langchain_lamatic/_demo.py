@@ -95,7 +95,7 @@ def _run_steps(client: LamaticClient, *, quiet: bool) -> None:
             {"document": "Invoice 2291 from Northwind, due 2027-01-31, total 1,240.00 EUR"}
         ),
         quiet=quiet,
-        note="docsense-intake answers with ```json ... ```; the parser strips the fence.",
+        note="docsense-intake returns ```json ... ```; the parser strips the fence.",
     )
 
     screener = LamaticFlow(
@@ -152,7 +152,7 @@ def _run_steps(client: LamaticClient, *, quiet: bool) -> None:
             {"repo_url": "https://example.org/acme/ledger", "developer_role": "backend"}
         ),
         quiet=quiet,
-        note="repo-analyzer answers with a request id; the local server allows fast polling.",
+        note="repo-analyzer returns a request id; the local server allows fast polling.",
     )
 
     try:

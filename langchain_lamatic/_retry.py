@@ -36,9 +36,10 @@ class RetryPolicy:
         """Return whether ``error`` may be retried for an operation of this kind.
 
         Failures before the request was sent, 429, 502, 503 and 504 are retried for every
-        operation. A read timeout, a dropped connection after sending, and a 500 are retried
-        only for idempotent operations, because Lamatic has no idempotency key and a flow
-        may already have run.
+        operation, except a 429 whose ``Retry-After`` exceeds ``max_retry_after``. A read
+        timeout, a dropped connection after sending, and any other 5xx are retried only for
+        idempotent operations, because Lamatic has no idempotency key and a flow may already
+        have run.
         """
         if isinstance(error, LamaticConnectionError) and not request_sent:
             return True

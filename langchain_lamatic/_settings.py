@@ -64,7 +64,8 @@ def _secret_value(value: str | SecretStr | None, name: str) -> SecretStr | None:
         text = value
     else:
         raise TypeError(
-            f"credentials must be str or SecretStr, got {type(value).__name__} for {name}"
+            f"credentials must be str or SecretStr, got {type(value).__name__} for {name}; "
+            "pass the key or token as text"
         )
     text = text.strip()
     if not text:
@@ -185,8 +186,9 @@ def normalise_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> s
         raise ValueError(f"Invalid endpoint {raw!r}: remove the query string or fragment.")
     if url.scheme == "http" and not allow_insecure_http and not is_loopback_host(url.host):
         raise ValueError(
-            f"Refusing plain http:// for {url.host!r}: the credential would travel unencrypted. "
-            "Use https://, or pass allow_insecure_http=True if the network is trusted."
+            f"Rejected plain http:// endpoint for {url.host!r}: the credential would travel "
+            "unencrypted. Use https://, or pass allow_insecure_http=True if the network is "
+            "trusted."
         )
 
     path = url.path.rstrip("/")

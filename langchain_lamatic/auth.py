@@ -47,9 +47,11 @@ def create_access_token(
 
     key = secret_key.get_secret_value() if isinstance(secret_key, SecretStr) else secret_key
     if not isinstance(key, str) or not key:
-        raise ValueError("secret_key must be the project's non-empty secret key")
+        raise ValueError(
+            "secret_key must be the project's non-empty secret key; copy it from Lamatic Studio"
+        )
     if not isinstance(project_id, str) or not project_id.strip():
-        raise ValueError("project_id must be a non-empty str")
+        raise ValueError("project_id must be a non-empty str: the id of the token's project")
     # LamaticClient strips the project id it sends as x-project-id, so the claim must match.
     claims: dict[str, object] = {"project_id": project_id.strip()}
     if expires_in is not None:

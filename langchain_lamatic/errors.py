@@ -9,14 +9,14 @@ The tree::
     ├── LamaticAuthenticationError    HTTP 401, or a GraphQL error: invalid key or token
     ├── LamaticPermissionError        HTTP 403: wrong project, no permission, or an expired token
     ├── LamaticNotFoundError          HTTP 404, or the flow or agent is missing or not deployed
-    ├── LamaticRateLimitError         HTTP 429; ``retry_after`` holds the server's wait in seconds
+    ├── LamaticRateLimitError         HTTP 429; ``retry_after`` is the server's wait in seconds
     ├── LamaticServerError            HTTP 5xx, including HTML pages from a proxy
     ├── LamaticResponseError          a 2xx body that is not JSON or lacks the expected fields
     └── LamaticExecutionError         the flow or agent ran and reported "error" or "failed"
 
 Every error carries ``status_code``, ``request_id`` (when known), ``operation``, ``flow_id`` or
 ``agent_id``, ``body_excerpt`` (short and redacted) and ``attempts``, and pickles with them.
-``retryable`` says whether sending the same request again can help.
+``retryable`` is True when sending the same request again can help.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class LamaticError(Exception):
 
     retryable: ClassVar[bool] = False
     hint: str = ""
-    """What to do next; the class default, unless the error was raised with its own hint."""
+    """Suggested next step: the class default, unless the error was raised with its own hint."""
 
     def __init__(
         self,
@@ -137,7 +137,7 @@ class LamaticConnectionError(LamaticError):
 
 
 class LamaticTimeoutError(LamaticConnectionError):
-    """A connect, read or overall deadline passed before Lamatic answered."""
+    """A connect, read or overall deadline passed before Lamatic responded."""
 
     hint = (
         "Raise the timeout if the flow runs long, or make the flow async so it can be polled; "
@@ -169,7 +169,10 @@ class LamaticPermissionError(LamaticError):
 class LamaticNotFoundError(LamaticError):
     """HTTP 404, or a GraphQL error saying the flow or agent does not exist or is not deployed."""
 
-    hint = "Check the id and that the flow is deployed, and that the endpoint ends in /graphql"
+    hint = (
+        "Check the flow, agent or request id, that the flow or agent is deployed, and that the "
+        "endpoint ends in /graphql"
+    )
 
 
 class LamaticRateLimitError(LamaticError):

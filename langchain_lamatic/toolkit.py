@@ -69,7 +69,7 @@ class LamaticToolDefinition(BaseModel):
     Attributes:
         kind: ``"flow"`` or ``"agent"``.
         id: the flow's or agent's id from Lamatic Studio.
-        name: the tool name; defaults to the id. It is sanitised and made unique in the kit.
+        name: the tool name; defaults to the id. It is sanitised and made unique in the toolkit.
         description: what the tool does, for the model; defaults to one built from the id
             and the arguments.
         args_schema: the input schema (key ``schema`` in a manifest): an ``advance_schema``
@@ -97,7 +97,9 @@ class LamaticToolDefinition(BaseModel):
     @classmethod
     def _check_id(cls, value: str) -> str:
         if not value.strip():
-            raise ValueError("id must not be blank; copy it from the flow's page in Studio")
+            raise ValueError(
+                "id must not be blank; copy the flow's or agent's id from Lamatic Studio"
+            )
         return value
 
 
@@ -130,7 +132,7 @@ class LamaticToolkit(BaseToolkit):
     """
 
     definitions: list[LamaticToolDefinition]
-    """The flows and agents of the kit, in the order of ``get_tools()``."""
+    """The flows and agents of the toolkit, in the order of ``get_tools()``."""
     endpoint: str | None = None
     """GraphQL URL of the project; falls back to ``LAMATIC_ENDPOINT``."""
     project_id: str | None = None
@@ -241,11 +243,11 @@ class LamaticToolkit(BaseToolkit):
 
     @property
     def lamatic_client(self) -> LamaticClient:
-        """The ``LamaticClient`` that every tool of the kit sends its requests through."""
+        """The ``LamaticClient`` that every tool of the toolkit sends its requests through."""
         return self._client
 
     def get_tools(self) -> list[BaseTool]:
-        """Return the kit's tools, one per definition, in definition order."""
+        """Return the toolkit's tools, one per definition, in definition order."""
         return list(self._tools)
 
     @classmethod
@@ -300,7 +302,7 @@ def load_manifest(path: str | os.PathLike[str] | Traversable) -> list[LamaticToo
         entries = document
     if not isinstance(entries, list):
         raise ValueError(
-            f'The "tools" of the Lamatic tool manifest {path} must be a list, '
+            f"The tool definitions in the Lamatic tool manifest {path} must be a list, "
             f"got {type(entries).__name__}"
         )
 

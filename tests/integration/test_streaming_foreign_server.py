@@ -29,7 +29,7 @@ from langchain_lamatic import (
 )
 from langchain_lamatic.streaming import FlowCompleted, NodeCompleted, TextDelta
 
-API_KEY = "lt-foreign0server0key0000"
+API_KEY = "lt-" + "foreign0server0key0000"
 PROJECT_ID = "foreign-project"
 DELTAS = ["Back", "pressure ", "keeps ", "queues ", "bounded", "."]
 TEXT = "".join(DELTAS)

