@@ -132,12 +132,14 @@ def normalise_status(status: str) -> str:
     return _RUNNING if lowered in _RUNNING_SPELLINGS else lowered
 
 
-def parse_status_report(value: Any, *, request_id: str) -> StatusReport:
+def parse_status_report(
+    value: Any, *, request_id: str, secrets: tuple[str, ...] = ()
+) -> StatusReport:
     """Read the ``data.checkStatus`` value of a response.
 
     Accepts the JSON object, the same object sent as a JSON string, a bare status string,
     and a ``{status, result}`` selection whose ``result`` is either the whole status object
-    or the flow's output.
+    or the flow's output. ``secrets`` are replaced with "[REDACTED]" in the failure text.
 
     Raises:
         LamaticResponseError: The value has no status string.
@@ -166,7 +168,12 @@ def parse_status_report(value: Any, *, request_id: str) -> StatusReport:
         body = {**selected, "status": value.get("status") or selected.get("status")}
 
     raw_status = body.get("status")
-    if not isinstance(raw_status, str) or not raw_status.strip():
+    if isinstance(raw_status, str) and not raw_status.strip():
+        raise _shape_error(
+            "returned an empty status; expected a string such as 'success' or 'in-progress'",
+            request_id,
+        )
+    if not isinstance(raw_status, str):
         raise _shape_error(
             f"returned a status of type {type(raw_status).__name__}; expected a string such "
             "as 'success' or 'in-progress'",
@@ -174,7 +181,9 @@ def parse_status_report(value: Any, *, request_id: str) -> StatusReport:
         )
     status = normalise_status(raw_status)
     output, metadata = _output_and_metadata(body)
-    failure_text = _failure_text(body, output) if status in _FAILED_STATUSES else None
+    failure_text = None
+    if status in _FAILED_STATUSES:
+        failure_text = redact(_failure_text(body, output), secrets)
     return StatusReport(status=status, output=output, metadata=metadata, failure_text=failure_text)
 
 
@@ -296,17 +305,45 @@ def needs_selection_set(message: str) -> bool:
     return "checkstatus" in lowered and "selection" in lowered and "must have" in lowered
 
 
-def pending_request_id(status: str, result: Any, request_id: str | None) -> str | None:
+def pending_request_id(
+    status: str,
+    result: Any,
+    request_id: str | None,
+    *,
+    flow_id: str | None = None,
+    agent_id: str | None = None,
+) -> str | None:
     """Return the request id when an execute response is an async acknowledgement, else None.
 
     An async flow returns ``result.requestId`` (some apps also read ``request_id`` or
     ``result.data.requestId``) and nothing else in ``result``. A result with other keys is a
     realtime flow's output that happens to contain a request id. A running status such as
     ``in-progress`` with a request id anywhere is an acknowledgement too.
+
+    Raises:
+        LamaticResponseError: The status is a running one but no request id came with it, so
+            the run can neither be returned nor polled.
     """
     inner_id = _request_id_in_result(result)
     if normalise_status(status) == _RUNNING:
-        return inner_id or request_id
+        pending = inner_id or request_id
+        if pending is None:
+            subject = (
+                f"Lamatic flow {flow_id!r}"
+                if flow_id is not None
+                else f"Lamatic agent {agent_id!r}"
+                if agent_id is not None
+                else "Lamatic execution"
+            )
+            raise LamaticResponseError(
+                f"{subject} returned status {status!r} without a request id (requestId or "
+                "request_id), so the run cannot be polled for its result",
+                hint="The run may still be going on, so check its run log in Lamatic Studio",
+                status_code=200,
+                flow_id=flow_id,
+                agent_id=agent_id,
+            )
+        return pending
     if inner_id is None or not isinstance(result, Mapping):
         return None
     if not set(result) <= _ACKNOWLEDGEMENT_KEYS:
@@ -444,6 +481,7 @@ class PollSchedule:
         self.started = clock()
         self.attempt = 0
         self.last_status = "unknown"
+        self._status_seen = False
         self._next_poll_at = self.started + first_poll_after
         self._poll_started = self.started
 
@@ -473,6 +511,7 @@ class PollSchedule:
     def progress(self, report: StatusReport) -> PollProgress:
         """Record the status a poll returned, and return the progress to report."""
         self.last_status = report.status
+        self._status_seen = True
         next_poll_in = None if report.finished else max(0.0, self._next_poll_at - self._clock())
         return PollProgress(
             request_id=self.request_id,
@@ -491,8 +530,10 @@ class PollSchedule:
     def deadline_error(self) -> LamaticTimeoutError:
         """Build the error raised when the deadline passes, with the way to resume."""
         what = _target(self.flow_id, self.agent_id, self.request_id)
-        if self.attempt:
+        if self.attempt and self._status_seen:
             state = f"was still {self.last_status!r} after {_polls(self.attempt)} in"
+        elif self.attempt:
+            state = f"returned no status after {_polls(self.attempt)} in"
         else:
             state = "was not polled before the deadline, after"
         deadline = self.deadline if self.deadline is not None else math.inf

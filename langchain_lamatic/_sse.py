@@ -77,6 +77,11 @@ class SSEDecoder:
         self._data_bytes = 0
         self._event_type = ""
 
+    @property
+    def pending_line(self) -> bytes:
+        """The bytes of the line that is still waiting for its line break."""
+        return bytes(self._line)
+
     def feed(self, chunk: bytes) -> list[ServerSentEvent]:
         """Decode the next chunk and return the events it completed, oldest first.
 

@@ -14,8 +14,10 @@ A server that returns plain JSON for the subscription is read like any other res
 (it rejects the subscription before running anything) runs through ``executeWorkflow`` instead.
 
 The body is read to its end after the final frame, so the connection goes back to the pool.
-The response is closed in a ``finally`` block, so breaking out of the loop, closing the
-iterator or cancelling the task before that closes the connection at once.
+A body that goes on for more than about a second after the final frame is not waited for,
+and its connection is closed. The response is closed in a ``finally`` block, so breaking out
+of the loop, closing the iterator or cancelling the task before that closes the connection at
+once.
 """
 
 from __future__ import annotations
@@ -77,6 +79,12 @@ _UNSUPPORTED_STREAM_MESSAGE = re.compile(
     re.IGNORECASE,
 )
 _NOT_ACCEPTABLE = 406
+
+# After the final frame the rest of the body is read, so the connection can go back to the
+# pool. Some servers keep the response open and send keep-alive comments after that frame.
+# Reading stops at the first chunk that arrives this many seconds after the final event was
+# delivered, and the response is closed.
+_MAX_DRAIN_SECONDS = 1.0
 
 
 class FlowEventStream(Iterator[FlowEvent]):
@@ -244,6 +252,17 @@ def _broken_stream_error(
     )
 
 
+def _drain_took_too_long(call: _Call, drain_started: float | None) -> bool:
+    """Return whether to stop reading a body that goes on after the flow's final frame."""
+    if drain_started is None or time.monotonic() - drain_started <= _MAX_DRAIN_SECONDS:
+        return False
+    logger.debug(
+        "The stream of Lamatic flow %s went on after the flow finished; closing it",
+        call.target,
+    )
+    return True
+
+
 def _decoder_for(
     client: LamaticClient, call: _Call, response: httpx.Response
 ) -> LamaticStreamDecoder:
@@ -407,13 +426,17 @@ def iter_flow_events(
 
     response = opened
     decoder = _decoder_for(client, call, response)
+    drain_started: float | None = None
     try:
         try:
-            # After the final frame the body is read to its end, so the connection can go
-            # back to the pool. NOTE: a server that keeps the response open after the final
-            # frame blocks the iterator until it closes or the read timeout passes.
+            # NOTE: a server that keeps the response open after the final frame without
+            # sending anything blocks the iterator until the read timeout passes.
             for chunk in response.iter_bytes():
+                if _drain_took_too_long(call, drain_started):
+                    break
                 yield from _checked(decoder.feed(chunk))
+                if decoder.finished and drain_started is None:
+                    drain_started = time.monotonic()
             yield from _checked(decoder.close())
         except httpx.HTTPError as http_error:
             if decoder.finished:
@@ -529,11 +552,16 @@ async def aiter_flow_events(
 
     response = opened
     decoder = _decoder_for(client, call, response)
+    drain_started: float | None = None
     try:
         try:
             async for chunk in response.aiter_bytes():
+                if _drain_took_too_long(call, drain_started):
+                    break
                 for event in _checked(decoder.feed(chunk)):
                     yield event
+                if decoder.finished and drain_started is None:
+                    drain_started = time.monotonic()
             for event in _checked(decoder.close()):
                 yield event
         except httpx.HTTPError as http_error:

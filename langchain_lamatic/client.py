@@ -159,7 +159,8 @@ def _check_id(value: object, argument: str) -> str:
         raise TypeError(f"{argument} must be a str, got {type(value).__name__}")
     if not value.strip():
         raise ValueError(
-            f"{argument} must not be empty; copy it from the flow's page in Lamatic Studio"
+            f"{argument} must not be empty; copy the id from Lamatic Studio or from the response "
+            "that returned it"
         )
     return value
 
@@ -181,7 +182,16 @@ def _check_payload(payload: object, target: str) -> dict[str, Any]:
 class _Call:
     """One logical call: the request body, where it goes, and how its failures are reported."""
 
-    __slots__ = ("agent_id", "body", "flow_id", "idempotent", "operation", "secret", "timeout")
+    __slots__ = (
+        "agent_id",
+        "body",
+        "deadline",
+        "flow_id",
+        "idempotent",
+        "operation",
+        "secret",
+        "timeout",
+    )
 
     def __init__(
         self,
@@ -216,6 +226,8 @@ class _Call:
         self.agent_id = agent_id
         # A per-call access token, redacted from errors like the client's own credential.
         self.secret: str | None = None
+        # The time.monotonic() value after which no retry starts. Polls with a deadline set it.
+        self.deadline: float | None = None
 
     @property
     def target(self) -> str:
@@ -254,7 +266,7 @@ class LamaticClient:
         api_key: a project API key (``lt-...``), sent as ``Authorization: Bearer``.
         access_token: an HS256 JWT access token, sent as ``X-Lamatic-Signature``.
         access_token_provider: a sync or async callable returning a fresh access token. It is
-            called once when a call made with an access token is answered 401 or 403, and
+            called once when a call made with an access token gets a 401 or 403 response, and
             the call is retried once with the new token.
         timeout: seconds or an ``httpx.Timeout`` per attempt; see ``DEFAULT_TIMEOUT``.
         max_retries: retries after the first attempt; 0 disables them.
@@ -763,16 +775,19 @@ class LamaticClient:
             if self._check_status_with_selection
             else _queries.CHECK_STATUS
         )
-        return _Call(
+        call = _Call(
             "checkStatus",
             query,
             {"requestId": request_id},
             timeout=_polling.poll_timeout(self._call_timeout(timeout), remaining),
             idempotent=True,
         )
+        if remaining is not None:
+            call.deadline = time.monotonic() + remaining
+        return call
 
     def _switch_to_selection_set(self, error: LamaticError) -> bool:
-        """Return whether to resend a poll because the server wants ``{ status result }``."""
+        """Return whether to resend a poll because the server requires ``{ status result }``."""
         if self._check_status_with_selection or not _polling.needs_selection_set(error.message):
             return False
         logger.info("The server requires a selection set on checkStatus; sending { status result }")
@@ -800,7 +815,9 @@ class LamaticClient:
         except LamaticError as error:
             error.request_id = error.request_id or request_id
             raise
-        return _polling.parse_status_report(data, request_id=request_id)
+        return _polling.parse_status_report(
+            data, request_id=request_id, secrets=self._secrets(call)
+        )
 
     async def _apoll_status(
         self,
@@ -823,7 +840,9 @@ class LamaticClient:
         except LamaticError as error:
             error.request_id = error.request_id or request_id
             raise
-        return _polling.parse_status_report(data, request_id=request_id)
+        return _polling.parse_status_report(
+            data, request_id=request_id, secrets=self._secrets(call)
+        )
 
     def _status_response(
         self,
@@ -1057,7 +1076,11 @@ class LamaticClient:
             ValueError: an empty request id, or a rating outside the 32-bit range.
         """
         call = self._feedback_call(request_id, rating, comment, metadata, timeout)
-        data = self._send(call, access_token=access_token, project_id=project_id)
+        try:
+            data = self._send(call, access_token=access_token, project_id=project_id)
+        except LamaticError as error:
+            error.request_id = error.request_id or request_id
+            raise
         return self._feedback_response(call, request_id, data)
 
     async def asubmit_feedback(
@@ -1073,7 +1096,11 @@ class LamaticClient:
     ) -> LamaticResponse:
         """Attach feedback without blocking the event loop; see ``submit_feedback``."""
         call = self._feedback_call(request_id, rating, comment, metadata, timeout)
-        data = await self._asend(call, access_token=access_token, project_id=project_id)
+        try:
+            data = await self._asend(call, access_token=access_token, project_id=project_id)
+        except LamaticError as error:
+            error.request_id = error.request_id or request_id
+            raise
         return self._feedback_response(call, request_id, data)
 
     def _feedback_call(
@@ -1280,6 +1307,15 @@ class LamaticClient:
         if not self.retry_policy.should_retry(error, idempotent=call.idempotent, request_sent=sent):
             return None
         wait = self.retry_policy.delay(attempt, error)
+        if call.deadline is not None and time.monotonic() + wait >= call.deadline:
+            logger.info(
+                "Not retrying Lamatic %s after %s: the retry in %.2f s would start after the "
+                "deadline",
+                call.operation,
+                type(error).__name__,
+                wait,
+            )
+            return None
         logger.info(
             "Retrying Lamatic %s for %s in %.2f s (attempt %d of %d) after %s",
             call.operation,

@@ -98,7 +98,10 @@ def _per_call_overrides(config: RunnableConfig) -> dict[str, Any]:
                 "into tracing metadata, so wrap the token: SecretStr(token)."
             )
         if not token.get_secret_value().strip():
-            raise ValueError(f'config["configurable"]["{CONFIG_ACCESS_TOKEN}"] is empty')
+            raise ValueError(
+                f'config["configurable"]["{CONFIG_ACCESS_TOKEN}"] is empty; pass the caller\'s '
+                "access token, or leave the key out to use the configured credential"
+            )
         overrides["access_token"] = token
     project_id = configurable.get(CONFIG_PROJECT_ID)
     if project_id is not None:
@@ -216,7 +219,7 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
 
     @property
     def lc_secrets(self) -> dict[str, str]:
-        """Map the credential fields to their environment variables, so dumps hold no secret."""
+        """Map the credential fields to their environment variables, so dumps contain no secret."""
         return {"api_key": API_KEY_ENV, "access_token": ACCESS_TOKEN_ENV}
 
     def __getstate__(self) -> dict[Any, Any]:
@@ -352,7 +355,12 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
         self, response: LamaticResponse, overrides: dict[str, Any], config: RunnableConfig
     ) -> Any:
         """Return the output for an execution's response, first waiting for an async run."""
-        request_id = pending_request_id(response.status, response.result, response.request_id)
+        request_id = pending_request_id(
+            response.status,
+            response.result,
+            response.request_id,
+            **{f"{self._kind}_id": self._target_id},
+        )
         if request_id is None:
             return self._select_output(response)
         if not self.wait_for_async_result:
@@ -370,7 +378,12 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
         self, response: LamaticResponse, overrides: dict[str, Any], config: RunnableConfig
     ) -> Any:
         """Return the output for an execution's response, polling without blocking the loop."""
-        request_id = pending_request_id(response.status, response.result, response.request_id)
+        request_id = pending_request_id(
+            response.status,
+            response.result,
+            response.request_id,
+            **{f"{self._kind}_id": self._target_id},
+        )
         if request_id is None:
             return self._select_output(response)
         if not self.wait_for_async_result:

@@ -312,13 +312,27 @@ class LamaticStreamDecoder:
                 )
             return []
 
-        events = self._handle_messages(self._sse.close())
+        json_body = self._json_body_without_frames()
+        events = self._handle_messages(self._sse.close() or json_body)
         if self._error is not None:
             raise self._error
         if self._finished:
             return events
 
         raise self._fail(self._cut_stream_error(), node_id=None, code=None, raw=None).error
+
+    def _json_body_without_frames(self) -> list[ServerSentEvent]:
+        """Return the body as one event when it is a JSON object line without any frame.
+
+        A server that labels a plain GraphQL response as ``text/event-stream`` sends it without
+        ``data:``. Reading it as a frame classifies an ``errors`` body like any other response.
+        """
+        if self._frame_count:
+            return []
+        text = self._sse.pending_line.decode("utf-8", "replace").lstrip("\ufeff").strip()
+        if not text.startswith("{"):
+            return []
+        return [ServerSentEvent(data=text)]
 
     # --- Frames -------------------------------------------------------------------------
 
@@ -352,6 +366,9 @@ class LamaticStreamDecoder:
             envelope = json.loads(frame_text)
         except (ValueError, RecursionError):
             return self._malformed_frame("is not valid JSON", frame_text)
+        if envelope is None:
+            # A bare null frame carries nothing, as a null chunk does.
+            return None
         if not isinstance(envelope, dict):
             return self._malformed_frame("is not a JSON object", frame_text)
 
@@ -470,9 +487,14 @@ class LamaticStreamDecoder:
                 f", and the stream stopped {self._sse.discarded_bytes} bytes into an "
                 "unfinished line"
             )
+        cause = (
+            "The response may not be an event stream, or the connection was closed early"
+            if self._frame_count == 0
+            else "The connection was probably closed early"
+        )
         return self._response_error(
-            f"stream ended before the flow finished ({detail}). The connection was probably "
-            "closed early. The flow may still have run, so check its run log before retrying",
+            f"stream ended before the flow finished ({detail}). {cause}. The flow may still "
+            "have run, so check its run log before retrying",
             None,
         )
 

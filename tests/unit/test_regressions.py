@@ -359,3 +359,19 @@ def test_deeply_nested_status_string_is_not_a_recursion_error() -> None:
 
     text = "[" * 100_000 + "]" * 100_000
     assert _decode_json_string(text) == text
+
+
+def test_feedback_error_carries_the_request_id() -> None:
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(500, json={"errors": [{"message": "internal error"}]})
+
+    client = LamaticClient(
+        endpoint=ENDPOINT,
+        project_id=PROJECT_ID,
+        api_key=API_KEY,
+        max_retries=0,
+        transport=httpx.MockTransport(handler),
+    )
+    with pytest.raises(Exception) as caught:
+        client.submit_feedback("req-42", 5)
+    assert getattr(caught.value, "request_id", None) == "req-42"
