@@ -49,6 +49,7 @@ from langchain_lamatic.errors import (
     LamaticResponseError,
     LamaticTimeoutError,
     classify_response,
+    describe_target,
     redact,
 )
 
@@ -204,9 +205,7 @@ class _Call:
         flow_id: str | None = None,
         agent_id: str | None = None,
     ) -> None:
-        target = (
-            f"flow {flow_id!r}" if flow_id else f"agent {agent_id!r}" if agent_id else operation
-        )
+        target = describe_target(operation, flow_id, agent_id)
         try:
             self.body = json.dumps(
                 {"query": query, "variables": variables},
@@ -1268,15 +1267,9 @@ class LamaticClient:
     def _transport_error(
         self, call: _Call, error: httpx.HTTPError, attempts: int
     ) -> tuple[LamaticError, bool]:
-        """Map an httpx failure to a typed error, and say whether the request was sent."""
+        """Map an httpx failure to a typed error, and return whether the request was sent."""
         sent = not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
-        what = (
-            f"Lamatic flow {call.flow_id!r}"
-            if call.flow_id
-            else f"Lamatic agent {call.agent_id!r}"
-            if call.agent_id
-            else f"Lamatic {call.operation}"
-        )
+        what = describe_target(call.operation, call.flow_id, call.agent_id)
         detail = redact(str(error) or type(error).__name__, self._secrets(call))
         common: dict[str, Any] = {
             "operation": call.operation,

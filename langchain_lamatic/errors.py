@@ -385,7 +385,7 @@ def classify_graphql_errors(
     error_class = (
         _graphql_error_class(errors[0], (flow_id, agent_id)) if errors else LamaticResponseError
     )
-    what = _target(operation, flow_id, agent_id)
+    what = describe_target(operation, flow_id, agent_id)
     message = redact(f"{what} failed: {_graphql_messages(errors)}", secrets)
     return error_class(
         message,
@@ -398,7 +398,8 @@ def classify_graphql_errors(
     )
 
 
-def _target(operation: str | None, flow_id: str | None, agent_id: str | None) -> str:
+def describe_target(operation: str | None, flow_id: str | None, agent_id: str | None) -> str:
+    """Return the subject of an error message, such as "Lamatic flow 'id'"."""
     if flow_id is not None:
         return f"Lamatic flow {flow_id!r}"
     if agent_id is not None:
@@ -468,7 +469,7 @@ def classify_response(
         "agent_id": agent_id,
         "body_excerpt": excerpt,
     }
-    what = _target(operation, flow_id, agent_id)
+    what = describe_target(operation, flow_id, agent_id)
 
     if status_code >= 400 or not 200 <= status_code < 300:
         error_class = _STATUS_ERRORS.get(status_code)
