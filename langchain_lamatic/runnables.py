@@ -409,8 +409,8 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
 class LamaticFlow(_LamaticRunnable):
     """A deployed Lamatic flow as a LangChain runnable.
 
-    Input: a dict is the payload; a str becomes ``{input_key: text}``; a chat message or a
-    prompt value becomes its text under ``input_key``; a pydantic model is dumped to a dict.
+    Input: a dict is the payload. A str becomes ``{input_key: text}``, and a chat message or
+    a prompt value becomes its text under ``input_key``. A pydantic model is dumped to a dict.
     Output: the flow's result object, or one key of it (``output_key``), optionally
     validated into ``result_model``. Each call is one traced run named
     ``LamaticFlow:<flow_id>`` with ``lamatic_flow_id`` in its metadata.

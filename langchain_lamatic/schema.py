@@ -23,7 +23,7 @@ mapping or as a JSON string.
 **Telling the forms apart.** A mapping is read as JSON Schema when its ``"type"`` is
 ``"object"`` and its ``"properties"`` is a mapping whose values are all mappings or booleans,
 as JSON Schema requires. A mapping with ``"type": "object"`` and a ``"properties"`` mapping
-that holds anything else is rejected as a malformed JSON Schema. Every other mapping is the
+that contains anything else is rejected as a malformed JSON Schema. Every other mapping is the
 short form, so ``{"type": "string", "name": "string"}`` has the two fields ``type`` and
 ``name``. A short-form schema with a field ``type`` of type ``object`` next to a field
 ``properties`` cannot be written. Give such a flow's schema as JSON Schema.

@@ -82,8 +82,8 @@ TOOL_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
 """Tool names that OpenAI, Anthropic and the Gemini API all accept.
 
 NOTE: Vertex AI function declarations also require the first character to be a letter or
-``_``, which this pattern does not check, so there a flow id that starts with a digit or
-``-`` needs an explicit ``name`` that starts with a letter.
+``_``, which this pattern does not check. For Vertex AI, give a flow whose id starts with a
+digit or ``-`` an explicit ``name`` that starts with a letter.
 """
 
 MAX_TOOL_NAME_LENGTH = 64

@@ -80,7 +80,7 @@ cells = [
         "assessment"
     ),
     new_markdown_cell(
-        "## Errors\n\nEvery failure raises a subclass of `LamaticError` that says what failed, on "
+        "## Errors\n\nEvery failure raises a subclass of `LamaticError` that states what failed, on "
         "which flow, and what to do next. `RETRYABLE_ERRORS` is the tuple to hand to "
         "`with_retry`."
     ),

@@ -1,6 +1,6 @@
 """Contract: recorded retry sequences and the access-token refresh, sync and async.
 
-Each cassette holds every attempt in order, so a replay proves the client sends the same
+Each cassette contains every attempt in order, so a replay proves the client sends the same
 number of requests as when it was recorded: a retry too many finds no recorded answer, and a
 retry too few leaves one unplayed, which the contract fixture reports.
 """

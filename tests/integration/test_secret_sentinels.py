@@ -480,7 +480,7 @@ def test_httpcore_debug_log_shows_response_headers(
 ) -> None:
     # NOTE: httpcore 1.0 logs response headers verbatim at DEBUG ("receive_response_headers.
     # complete return_value=..."). A server or proxy that echoed a credential in a response
-    # header would leak it there; the library cannot filter another package's records, so
+    # header would leak it there. The library cannot filter another package's records, so
     # applications should not run httpcore at DEBUG in production.
     sentinels.server.inject(Fault.status(401, headers={"X-Debug-Echo": SENTINEL_API_KEY}))
     observed = Observed()

@@ -33,7 +33,7 @@ def samples(server: LamaticTestServer) -> dict[str, dict[str, Any]]:
 def sdk(
     server: LamaticTestServer, api_key: str | None = None, access_token: str | None = None
 ) -> Lamatic:
-    """The official SDK client for `server`, with the server's API key unless told otherwise."""
+    """The official SDK client for `server`; it uses the server's API key by default."""
     if api_key is None and access_token is None:
         api_key = server.api_key
     return Lamatic(

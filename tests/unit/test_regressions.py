@@ -12,6 +12,7 @@ from pydantic import BaseModel, SecretStr
 
 from langchain_lamatic import (
     LamaticClient,
+    LamaticError,
     LamaticFlow,
     LamaticFlowTool,
     LamaticRateLimitError,
@@ -217,7 +218,7 @@ def test_tool_blank_flow_id_names_the_field(flow_id: str) -> None:
         LamaticFlowTool(flow_id=flow_id, client=_client(api_key=API_KEY))
 
 
-def test_tool_missing_output_key_error_has_no_endpoint_hint() -> None:
+def test_tool_missing_output_key_hint() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         body = {"data": {"executeWorkflow": {"status": "success", "result": {"answer": "x"}}}}
         return httpx.Response(200, json=body)
@@ -309,7 +310,7 @@ def test_flow_rejects_client_with_ignored_setting(setting: str, value: object) -
         LamaticFlow(flow_id="echo", client=_client(api_key=API_KEY), **{setting: value})
 
 
-def test_flow_missing_output_key_error_has_its_own_hint() -> None:
+def test_flow_missing_output_key_hint() -> None:
     def handler(request: httpx.Request) -> httpx.Response:
         body = {"data": {"executeWorkflow": {"status": "success", "result": {"answer": "x"}}}}
         return httpx.Response(200, json=body)
@@ -354,7 +355,7 @@ def test_cli_allows_insecure_http_when_asked(monkeypatch: pytest.MonkeyPatch) ->
     assert seen[0]["allow_insecure_http"] is True
 
 
-def test_deeply_nested_status_string_is_not_a_recursion_error() -> None:
+def test_deeply_nested_status_string_kept() -> None:
     from langchain_lamatic._polling import _decode_json_string
 
     text = "[" * 100_000 + "]" * 100_000
@@ -372,6 +373,6 @@ def test_feedback_error_carries_the_request_id() -> None:
         max_retries=0,
         transport=httpx.MockTransport(handler),
     )
-    with pytest.raises(Exception) as caught:
+    with pytest.raises(LamaticError) as caught:
         client.submit_feedback("req-42", 5)
     assert getattr(caught.value, "request_id", None) == "req-42"
