@@ -293,7 +293,11 @@ async def reclaim_cancelled_connections(http: httpx.AsyncClient, request: httpx.
     used up two slots within 150 calls. This function reads httpcore's private pool state,
     and does nothing when that state is not there.
     """
-    pool = getattr(getattr(http, "_transport", None), "_pool", None)
+    transport = getattr(http, "_transport", None)
+    # The client's own transport has no such state, but the stock httpx transport it uses
+    # while a mock is active does.
+    transport = getattr(transport, "stock_transport", transport)
+    pool = getattr(transport, "_pool", None)
     pending = getattr(pool, "_requests", None)
     connections = getattr(pool, "_connections", None)
     if not isinstance(pending, list) or not isinstance(connections, list):

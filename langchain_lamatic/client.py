@@ -19,6 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from typing_extensions import Self
 
 from langchain_lamatic import _polling, _queries, _stream_client
+from langchain_lamatic._http11 import AsyncHTTP11Transport
 from langchain_lamatic._polling import (
     DEFAULT_POLL_DEADLINE,
     DEFAULT_POLL_INTERVAL,
@@ -74,6 +75,10 @@ read timeout allows 5 minutes plus a margin.
 
 MAX_TIMEOUT = 1_000_000.0
 """The largest timeout accepted, in seconds (about 11.5 days)."""
+
+# Seconds an idle pooled connection is kept. Before reusing one, both transports check that
+# the server has not closed it.
+KEEPALIVE_EXPIRY = 30.0
 
 TimeoutTypes = float | httpx.Timeout | None
 AccessTokenProvider = Callable[[], str | Awaitable[str]]
@@ -432,7 +437,7 @@ class LamaticClient:
         return httpx.Limits(
             max_connections=self.max_connections,
             max_keepalive_connections=min(self.max_connections, 20),
-            keepalive_expiry=30.0,
+            keepalive_expiry=KEEPALIVE_EXPIRY,
         )
 
     def _get_sync_client(self) -> httpx.Client:
@@ -459,8 +464,14 @@ class LamaticClient:
         if client is None:
             with self._lock:
                 self._forget_closed_loops()
+                transport = self._async_transport
+                if transport is None:
+                    transport = AsyncHTTP11Transport(
+                        max_connections=self.max_connections,
+                        keepalive_expiry=KEEPALIVE_EXPIRY,
+                    )
                 client = httpx.AsyncClient(
-                    transport=self._async_transport,
+                    transport=transport,
                     limits=self._limits(),
                     follow_redirects=False,
                     trust_env=True,
@@ -1541,7 +1552,12 @@ def _close_sockets_of_dead_loop(client: httpx.AsyncClient) -> None:
     sockets are closed directly so file descriptors are released at once rather than at
     garbage collection.
     """
-    pool = getattr(getattr(client, "_transport", None), "_pool", None)
+    transport = getattr(client, "_transport", None)
+    if isinstance(transport, AsyncHTTP11Transport):
+        transport.close_sockets_of_dead_loop()
+        # Requests made while a mock was active went through a stock httpx transport.
+        transport = transport.stock_transport
+    pool = getattr(transport, "_pool", None)
     for connection in list(getattr(pool, "connections", ()) or ()):
         inner = getattr(connection, "_connection", None)
         stream = getattr(inner, "_network_stream", None)

@@ -13,6 +13,7 @@ import httpx
 import pytest
 
 from langchain_lamatic import LamaticClient, LamaticFlow
+from langchain_lamatic._http11 import AsyncHTTP11Transport
 from langchain_lamatic.testing import LamaticTestServer, StreamOptions
 
 # A stream of 400 one-character frames 50 ms apart lasts 20 s, so a server that stops
@@ -44,8 +45,15 @@ def client(server: LamaticTestServer) -> Iterator[LamaticClient]:
 
 
 def pool_connections(http_client: httpx.Client | httpx.AsyncClient) -> list[Any]:
-    """Return the connections in an httpx client's pool (httpcore's ConnectionPool)."""
-    return list(http_client._transport._pool.connections)  # type: ignore[union-attr]
+    """Return the connections in an httpx client's pool.
+
+    The async client's own transport and httpcore's ConnectionPool both list them, and both
+    kinds of connection have is_idle() and is_closed().
+    """
+    transport = http_client._transport
+    if isinstance(transport, AsyncHTTP11Transport):
+        return transport.connections
+    return list(transport._pool.connections)  # type: ignore[attr-defined]
 
 
 def wait_until(condition: Callable[[], bool], bound: float = CLOSE_BOUND) -> bool:

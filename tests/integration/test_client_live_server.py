@@ -445,10 +445,15 @@ async def test_per_call_timeout_applies_async(
 
 
 def _connections_opened(caplog: pytest.LogCaptureFixture) -> int:
+    """Count the connections opened by httpcore (sync) and by the client's async transport."""
     return sum(
         1
         for record in caplog.records
-        if record.name.startswith("httpcore") and "connect_tcp.started" in record.getMessage()
+        if (record.name.startswith("httpcore") and "connect_tcp.started" in record.getMessage())
+        or (
+            record.name == "langchain_lamatic._http11"
+            and record.getMessage().startswith("Opened a connection")
+        )
     )
 
 
@@ -464,7 +469,7 @@ def test_sequential_calls_reuse_one_connection(
 async def test_sequential_async_calls_reuse_one_connection(
     client: LamaticClient, caplog: pytest.LogCaptureFixture
 ) -> None:
-    with caplog.at_level(logging.DEBUG, logger="httpcore"):
+    with caplog.at_level(logging.DEBUG, logger="langchain_lamatic._http11"):
         for _ in range(20):
             await client.aexecute_flow("article-summariser", ARTICLE)
     assert _connections_opened(caplog) == 1

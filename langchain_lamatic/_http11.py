@@ -1,0 +1,830 @@
+"""An HTTP/1.1 connection pool on asyncio protocols, as the async client's httpx transport.
+
+httpcore 1.0's async pool rescans every connection whenever one changes state, and closes
+connections beyond its keep-alive limit only to open new ones. With 50 requests in flight on
+a 2-CPU machine that doubles the time of a batch (see docs/benchmarks.md). This transport
+keeps the same contract as httpx's own (``httpx.AsyncBaseTransport``, httpx exceptions, a
+streamed body) at a constant cost per request:
+
+- Idle connections wait on a stack per origin, so the most recently used one is reused
+  first. All connections stay alive until ``keepalive_expiry`` passes, the server closes
+  them, or a new connection needs their place under ``max_connections``.
+- Requests beyond ``max_connections`` wait in first-in, first-out order for a free slot.
+- Timeouts are timers on futures rather than tasks. Releasing a connection never awaits,
+  so a cancellation at any moment cannot leak it or its slot.
+
+It speaks HTTP/1.1 only, without proxies, which httpx mounts as separate transports.
+
+HTTP mocking libraries (respx, pytest-httpx, vcrpy) patch httpx's or httpcore's stock
+transport classes. While such a patch is in place, requests go through a stock
+``httpx.AsyncHTTPTransport`` instead, so that the mock sees them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import logging
+import re
+import select
+import ssl
+import sys
+import time
+from collections import deque
+from collections.abc import AsyncIterator, Callable
+from typing import Any, Final
+
+import httpx
+
+logger = logging.getLogger(__name__)
+
+# A response head larger than this is rejected as malformed (httpcore and h11 use 64 KiB).
+MAX_HEAD_BYTES: Final = 64 * 1024
+# The longest line accepted in a chunked body: a chunk size with extensions, or a trailer.
+MAX_LINE_BYTES: Final = 8 * 1024
+# Reading pauses while this many received bytes wait for the caller, and resumes below a
+# quarter of it, so a slow reader of a large body does not buffer it all.
+READ_HIGH_WATER: Final = 256 * 1024
+READ_CHUNK: Final = 64 * 1024
+
+_DEFAULT_PORTS: Final = {"http": 80, "https": 443}
+_TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+_FORBIDDEN_IN_HEADERS: Final = (b"\r", b"\n", b"\x00")
+
+Origin = tuple[str, str, int]
+
+# How a response body ends.
+_EMPTY: Final = 0
+_LENGTH: Final = 1
+_CHUNKED: Final = 2
+_UNTIL_CLOSE: Final = 3
+
+
+def _is_stock(function: object, module_prefix: str) -> bool:
+    """Return whether ``function`` is the library's own method rather than a patch of it.
+
+    A patch is a mock object, a function from another module, or a wrapper made with
+    ``functools.wraps``, which keeps the module name but adds ``__wrapped__``.
+    """
+    return (
+        inspect.isfunction(function)
+        and function.__module__.startswith(module_prefix)
+        and not hasattr(function, "__wrapped__")
+    )
+
+
+def is_mocking_active() -> bool:
+    """Return whether httpx's or httpcore's async transport has been patched by a mock."""
+    if not _is_stock(httpx.AsyncHTTPTransport.handle_async_request, "httpx."):
+        return True
+    httpcore = sys.modules.get("httpcore")
+    if httpcore is None:
+        return False
+    pool_class = getattr(httpcore, "AsyncConnectionPool", None)
+    return pool_class is not None and not _is_stock(
+        getattr(pool_class, "handle_async_request", None), "httpcore."
+    )
+
+
+def _timeout_of(request: httpx.Request, phase: str) -> float | None:
+    timeouts = request.extensions.get("timeout") or {}
+    value = timeouts.get(phase)
+    return None if value is None else float(value)
+
+
+# --- One connection -------------------------------------------------------------------------
+
+
+class _Connection(asyncio.Protocol):
+    """One TCP or TLS connection: a receive buffer that requests read with timeouts."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, origin: Origin) -> None:
+        self.loop = loop
+        self.origin = origin
+        self.transport: asyncio.Transport | None = None
+        self.fileno = -1
+        self.idle_since = 0.0
+        # True from when a request takes the connection until its response is released.
+        self.in_use = False
+        self._buffer = bytearray()
+        self._eof = False
+        self._lost = False
+        self._lost_error: BaseException | None = None
+        self._reading_paused = False
+        self._writing_paused = False
+        # The future that a read or a drain waits on: True when something arrives, False
+        # when its timer fires.
+        self._waiter: asyncio.Future[bool] | None = None
+
+    # asyncio callbacks
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)  # noqa: S101 - stream sockets only
+        self.transport = transport
+        sock = transport.get_extra_info("socket")
+        if sock is not None:
+            self.fileno = sock.fileno()
+
+    def data_received(self, data: bytes) -> None:
+        self._buffer += data
+        if len(self._buffer) > READ_HIGH_WATER and not self._reading_paused:
+            assert self.transport is not None  # noqa: S101
+            self.transport.pause_reading()
+            self._reading_paused = True
+        self._wake()
+
+    def eof_received(self) -> bool:
+        self._eof = True
+        self._wake()
+        # False lets the transport close itself: a response never continues after EOF.
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._eof = True
+        self._lost = True
+        self._lost_error = exc
+        self._wake()
+
+    def pause_writing(self) -> None:
+        self._writing_paused = True
+
+    def resume_writing(self) -> None:
+        self._writing_paused = False
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(True)
+
+    # State
+
+    @property
+    def closed(self) -> bool:
+        return self._lost or self.transport is None or self.transport.is_closing()
+
+    def is_closed(self) -> bool:
+        return self.closed
+
+    def is_idle(self) -> bool:
+        return not self.in_use
+
+    def is_reusable(self) -> bool:
+        """Return whether an idle connection can carry another request.
+
+        An idle connection has nothing to read, so any buffered byte, EOF or readable socket
+        means the server closed it or broke the protocol. The socket is polled directly
+        because the event loop may not have run since the server's FIN arrived, for example
+        when the caller blocked the loop for longer than the server's keep-alive timeout.
+        """
+        if self._eof or self._buffer or self.closed:
+            return False
+        if self.fileno < 0:
+            return True
+        poller = select.poll()
+        poller.register(self.fileno, select.POLLIN)
+        return not poller.poll(0)
+
+    def close(self) -> None:
+        if self.transport is not None and not self.transport.is_closing():
+            self.transport.close()
+
+    def close_socket_now(self) -> None:
+        """Close the socket without the event loop, for connections of a closed loop."""
+        if self.transport is None:
+            return
+        sock = self.transport.get_extra_info("socket")
+        # asyncio hands out a TransportSocket wrapper, whose close() was removed in Python
+        # 3.9, so the socket it wraps is closed instead.
+        sock = getattr(sock, "_sock", sock)
+        if sock is not None:
+            sock.close()
+
+    # Waiting
+
+    async def _wait(self, timeout: float | None, on_timeout: Callable[[], Exception]) -> None:
+        waiter: asyncio.Future[bool] = self.loop.create_future()
+        self._waiter = waiter
+        timer = None if timeout is None else self.loop.call_later(timeout, _expire, waiter)
+        try:
+            arrived = await waiter
+        finally:
+            self._waiter = None
+            if timer is not None:
+                timer.cancel()
+        if not arrived:
+            raise on_timeout()
+
+    def _disconnected_error(self, what: str) -> httpx.TransportError:
+        if self._lost_error is not None:
+            return httpx.ReadError(f"{what}: {self._lost_error}")
+        return httpx.RemoteProtocolError(f"{what}.")
+
+    def _take(self, count: int) -> bytes:
+        data = bytes(self._buffer[:count])
+        del self._buffer[:count]
+        if self._reading_paused and len(self._buffer) < READ_HIGH_WATER // 4:
+            self._reading_paused = False
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.resume_reading()
+        return data
+
+    # Writing
+
+    async def write(self, data: bytes, timeout: float | None) -> None:
+        if self.closed:
+            raise httpx.WriteError("The server closed the connection before the request was sent")
+        assert self.transport is not None  # noqa: S101
+        self.transport.write(data)
+        while self._writing_paused and not self._lost:
+            await self._wait(timeout, lambda: httpx.WriteTimeout("Timed out sending the request"))
+        if self._lost:
+            raise httpx.WriteError(
+                f"The connection was lost while sending the request: {self._lost_error}"
+            )
+
+    # Reading
+
+    async def read_head(self, timeout: float | None) -> bytes:
+        """Return the next response head, without its final blank line."""
+        searched = 0
+        while True:
+            end = self._buffer.find(b"\r\n\r\n", max(0, searched - 3))
+            if end >= 0:
+                head = self._take(end + 4)
+                return head[:-4]
+            if len(self._buffer) > MAX_HEAD_BYTES:
+                raise httpx.RemoteProtocolError(
+                    f"The response head is longer than {MAX_HEAD_BYTES} bytes"
+                )
+            searched = len(self._buffer)
+            if self._eof:
+                if not self._buffer:
+                    raise self._disconnected_error("Server disconnected without sending a response")
+                raise self._disconnected_error(
+                    "Server disconnected in the middle of the response head"
+                )
+            await self._wait(timeout, _read_timeout)
+
+    async def read_line(self, timeout: float | None) -> bytes:
+        """Return the next CRLF-terminated line of a chunked body, without the CRLF."""
+        while True:
+            end = self._buffer.find(b"\r\n")
+            if end >= 0:
+                if end > MAX_LINE_BYTES:
+                    raise httpx.RemoteProtocolError(
+                        f"A line of the chunked body is longer than {MAX_LINE_BYTES} bytes"
+                    )
+                return self._take(end + 2)[:-2]
+            if len(self._buffer) > MAX_LINE_BYTES:
+                raise httpx.RemoteProtocolError(
+                    f"A line of the chunked body is longer than {MAX_LINE_BYTES} bytes"
+                )
+            if self._eof:
+                raise self._disconnected_error(
+                    "Server disconnected in the middle of a chunked body"
+                )
+            await self._wait(timeout, _read_timeout)
+
+    async def read_some(self, limit: int, timeout: float | None) -> bytes:
+        """Return up to ``limit`` buffered bytes, waiting for some; b"" at end of stream."""
+        while not self._buffer:
+            if self._eof:
+                if self._lost_error is not None:
+                    raise httpx.ReadError(str(self._lost_error))
+                return b""
+            await self._wait(timeout, _read_timeout)
+        return self._take(limit)
+
+
+def _expire(waiter: asyncio.Future[bool]) -> None:
+    if not waiter.done():
+        waiter.set_result(False)
+
+
+def _read_timeout() -> Exception:
+    return httpx.ReadTimeout("Timed out waiting for the response")
+
+
+# --- Parsing --------------------------------------------------------------------------------
+
+
+def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
+    """Split a response head into status code, reason phrase, HTTP version and headers."""
+    lines = head.split(b"\r\n")
+    status_line = lines[0]
+    parts = status_line.split(b" ", 2)
+    if (
+        len(parts) < 2
+        or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0")
+        or len(parts[1]) != 3
+        or not parts[1].isdigit()
+    ):
+        raise httpx.RemoteProtocolError(f"Malformed response status line: {status_line[:100]!r}")
+    reason = parts[2] if len(parts) == 3 else b""
+    headers: list[tuple[bytes, bytes]] = []
+    for line in lines[1:]:
+        name, colon, value = line.partition(b":")
+        if not colon or not _TOKEN.fullmatch(name):
+            # Also rejects obsolete line folding, whose continuation lines start with a space.
+            raise httpx.RemoteProtocolError(f"Malformed response header line: {line[:100]!r}")
+        value = value.strip(b" \t")
+        if b"\n" in value or b"\r" in value or b"\x00" in value:
+            raise httpx.RemoteProtocolError(f"Malformed response header value for {name!r}")
+        headers.append((name, value))
+    return int(parts[1]), reason, parts[0], headers
+
+
+def _tokens(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
+    """Return the comma-separated values of every header called ``name``, lowercased."""
+    found: list[bytes] = []
+    for key, value in headers:
+        if key.lower() == name:
+            found.extend(item.strip().lower() for item in value.split(b",") if item.strip())
+    return found
+
+
+def _body_framing(
+    method: str, status: int, version: bytes, headers: list[tuple[bytes, bytes]]
+) -> tuple[int, int, bool]:
+    """Return how the body ends, its length when known, and whether the connection stays open.
+
+    Follows RFC 9112 section 6.3 for responses.
+    """
+    connection = _tokens(headers, b"connection")
+    keep_alive = version == b"HTTP/1.1" and b"close" not in connection
+    if method == "HEAD" or status in (204, 304):
+        return _EMPTY, 0, keep_alive
+    transfer_encoding = _tokens(headers, b"transfer-encoding")
+    if transfer_encoding:
+        if version != b"HTTP/1.1":
+            raise httpx.RemoteProtocolError("An HTTP/1.0 response cannot use Transfer-Encoding")
+        # A Content-Length next to Transfer-Encoding is ignored, and the connection is not
+        # reused, because the two could be a request smuggling attempt.
+        keep_alive = keep_alive and not _tokens(headers, b"content-length")
+        if transfer_encoding[-1] == b"chunked":
+            return _CHUNKED, 0, keep_alive
+        return _UNTIL_CLOSE, 0, False
+    lengths = set(_tokens(headers, b"content-length"))
+    if not lengths:
+        return _UNTIL_CLOSE, 0, False
+    if len(lengths) > 1:
+        raise httpx.RemoteProtocolError(f"Conflicting Content-Length values: {sorted(lengths)}")
+    (length,) = lengths
+    if not length.isdigit() or len(length) > 18:
+        raise httpx.RemoteProtocolError(f"Invalid Content-Length: {length[:30]!r}")
+    size = int(length)
+    return (_LENGTH if size else _EMPTY), size, keep_alive
+
+
+def _chunk_size(line: bytes) -> int:
+    size = line.split(b";", 1)[0].strip(b" \t")
+    if not size or len(size) > 16 or size.strip(b"0123456789abcdefABCDEF"):
+        raise httpx.RemoteProtocolError(f"Invalid chunk size line: {line[:40]!r}")
+    return int(size, 16)
+
+
+def _encode_head(request: httpx.Request) -> bytes:
+    parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
+    for name, value in request.headers.raw:
+        if not _TOKEN.fullmatch(name):
+            raise httpx.LocalProtocolError(f"Invalid header name: {name[:100]!r}")
+        if any(character in value for character in _FORBIDDEN_IN_HEADERS):
+            raise httpx.LocalProtocolError(
+                f"The value of header {name.decode('ascii')!r} contains a line break or NUL"
+            )
+        parts += (name, b": ", value, b"\r\n")
+    parts.append(b"\r\n")
+    return b"".join(parts)
+
+
+# --- The response body ----------------------------------------------------------------------
+
+
+class _ResponseStream(httpx.AsyncByteStream):
+    """A response body read from its connection, which goes back to the pool once read."""
+
+    def __init__(
+        self,
+        pool: AsyncHTTP11Transport,
+        connection: _Connection,
+        framing: int,
+        length: int,
+        keep_alive: bool,
+        read_timeout: float | None,
+    ) -> None:
+        self._pool = pool
+        self._connection = connection
+        self._framing = framing
+        self._length = length
+        self._keep_alive = keep_alive
+        self._read_timeout = read_timeout
+        self._released = False
+        self._started = False
+        if framing == _EMPTY:
+            self._release(reusable=keep_alive)
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        if self._started:
+            raise httpx.StreamConsumed()
+        self._started = True
+        if self._released:
+            return
+        complete = False
+        try:
+            async for chunk in self._read_body():
+                yield chunk
+            complete = True
+        finally:
+            self._release(reusable=complete and self._keep_alive)
+
+    async def _read_body(self) -> AsyncIterator[bytes]:
+        connection = self._connection
+        timeout = self._read_timeout
+        if self._framing == _LENGTH:
+            remaining = self._length
+            while remaining:
+                data = await connection.read_some(min(remaining, READ_CHUNK), timeout)
+                if not data:
+                    raise httpx.RemoteProtocolError(
+                        "Server disconnected before the body was complete: received "
+                        f"{self._length - remaining} of {self._length} bytes"
+                    )
+                remaining -= len(data)
+                yield data
+        elif self._framing == _CHUNKED:
+            while True:
+                size = _chunk_size(await connection.read_line(timeout))
+                if size == 0:
+                    # Trailer fields are read and dropped, as httpx does.
+                    while await connection.read_line(timeout):
+                        pass
+                    return
+                while size:
+                    data = await connection.read_some(min(size, READ_CHUNK), timeout)
+                    if not data:
+                        raise httpx.RemoteProtocolError(
+                            "Server disconnected in the middle of a chunk"
+                        )
+                    size -= len(data)
+                    yield data
+                if await connection.read_line(timeout) != b"":
+                    raise httpx.RemoteProtocolError("A chunk is longer than its size line says")
+        else:
+            while data := await connection.read_some(READ_CHUNK, timeout):
+                yield data
+
+    async def aclose(self) -> None:
+        # An unread or partly read body cannot be skipped safely, so its connection closes.
+        self._release(reusable=False)
+
+    def _release(self, *, reusable: bool) -> None:
+        if not self._released:
+            self._released = True
+            self._pool._release(self._connection, reusable=reusable)
+
+
+# --- The pool -------------------------------------------------------------------------------
+
+
+class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
+    """A pool of HTTP/1.1 connections for one event loop.
+
+    Args:
+        max_connections: the most connections open at once, idle ones included.
+        keepalive_expiry: seconds an idle connection is kept before it is closed.
+        ssl_context: the TLS settings for ``https``; by default httpx's, which honour
+            ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``.
+    """
+
+    def __init__(
+        self,
+        *,
+        max_connections: int = 100,
+        keepalive_expiry: float = 5.0,
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        if isinstance(max_connections, bool) or not isinstance(max_connections, int):
+            raise TypeError(f"max_connections must be an int, got {max_connections!r}")
+        if max_connections < 1:
+            raise ValueError(f"max_connections must be 1 or more, got {max_connections}")
+        if not keepalive_expiry >= 0:
+            raise ValueError(f"keepalive_expiry must be 0 or more seconds, got {keepalive_expiry}")
+        self.max_connections = max_connections
+        self.keepalive_expiry = float(keepalive_expiry)
+        self._ssl_context = ssl_context
+        self._loop: asyncio.AbstractEventLoop | None = None
+        # Idle connections per origin, the most recently used last.
+        self._idle: dict[Origin, list[_Connection]] = {}
+        self._idle_count = 0
+        self._connections: set[_Connection] = set()
+        # Slots taken by requests, whether their connection is open yet or not.
+        self._active = 0
+        self._waiters: deque[asyncio.Future[bool]] = deque()
+        self._closed = False
+        self._stock: httpx.AsyncHTTPTransport | None = None
+
+    def __repr__(self) -> str:
+        return (
+            f"{type(self).__name__}(max_connections={self.max_connections}, "
+            f"open={len(self._connections)}, idle={self._idle_count}, active={self._active})"
+        )
+
+    @property
+    def connections(self) -> list[_Connection]:
+        """The connections open now, idle and in use, as a new list."""
+        return list(self._connections)
+
+    @property
+    def idle_count(self) -> int:
+        """The open connections that wait for a request."""
+        return self._idle_count
+
+    @property
+    def stock_transport(self) -> httpx.AsyncHTTPTransport | None:
+        """The stock httpx transport used while a mock is active, once it has been created."""
+        return self._stock
+
+    # Sending
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        if self._closed:
+            raise RuntimeError("This transport is closed; create a new client to send requests")
+        if is_mocking_active():
+            return await self._get_stock_transport().handle_async_request(request)
+        scheme = request.url.scheme
+        if scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(
+                f"Request URL has an unsupported protocol {scheme + '://'!r}"
+            )
+        self._check_loop()
+        host = request.url.raw_host.decode("ascii")
+        origin = (scheme, host, request.url.port or _DEFAULT_PORTS[scheme])
+        head = _encode_head(request)
+
+        await self._take_slot(_timeout_of(request, "pool"))
+        connection: _Connection | None = None
+        try:
+            connection = self._pop_idle(origin)
+            if connection is None:
+                self._make_room()
+                connection = await self._connect(origin, _timeout_of(request, "connect"))
+            connection.in_use = True
+            response = await self._exchange(connection, request, head)
+        except BaseException:
+            if connection is None:
+                self._release_slot()
+            else:
+                # A no-op when the response was already released (a body-less response).
+                self._release(connection, reusable=False)
+            raise
+        return response
+
+    async def _exchange(
+        self, connection: _Connection, request: httpx.Request, head: bytes
+    ) -> httpx.Response:
+        write_timeout = _timeout_of(request, "write")
+        try:
+            body: bytes | None = request.content
+        except httpx.RequestNotRead:
+            body = None
+        if body is not None:
+            await connection.write(head + body, write_timeout)
+        else:
+            await connection.write(head, write_timeout)
+            await self._write_streamed_body(connection, request, write_timeout)
+
+        read_timeout = _timeout_of(request, "read")
+        while True:
+            status, reason, version, headers = _parse_head(await connection.read_head(read_timeout))
+            if status == 101:
+                raise httpx.RemoteProtocolError(
+                    "The server switched protocols, which is not supported"
+                )
+            # Informational responses (100 Continue, 103 Early Hints) precede the real one.
+            if status >= 200:
+                break
+            if status < 100:
+                raise httpx.RemoteProtocolError(f"Invalid response status code {status}")
+
+        framing, length, keep_alive = _body_framing(request.method, status, version, headers)
+        if b"close" in _tokens(request.headers.raw, b"connection"):
+            keep_alive = False
+        stream = _ResponseStream(self, connection, framing, length, keep_alive, read_timeout)
+        return httpx.Response(
+            status,
+            headers=headers,
+            stream=stream,
+            extensions={"http_version": version, "reason_phrase": reason},
+        )
+
+    @staticmethod
+    async def _write_streamed_body(
+        connection: _Connection, request: httpx.Request, timeout: float | None
+    ) -> None:
+        chunked = b"chunked" in _tokens(request.headers.raw, b"transfer-encoding")
+        stream = request.stream
+        if not isinstance(stream, httpx.AsyncByteStream):
+            raise TypeError("An async transport needs an async request body")
+        async for part in stream:
+            if not part:
+                continue
+            if chunked:
+                part = b"%x\r\n%b\r\n" % (len(part), part)
+            await connection.write(part, timeout)
+        if chunked:
+            await connection.write(b"0\r\n\r\n", timeout)
+
+    # Slots
+
+    async def _take_slot(self, timeout: float | None) -> None:
+        if self._active < self.max_connections and not self._waiters:
+            self._active += 1
+            return
+        assert self._loop is not None  # noqa: S101
+        waiter: asyncio.Future[bool] = self._loop.create_future()
+        self._waiters.append(waiter)
+        timer = None if timeout is None else self._loop.call_later(timeout, _expire, waiter)
+        try:
+            granted = await waiter
+        except asyncio.CancelledError:
+            # A slot handed over just before the cancellation arrived goes to the next waiter.
+            if waiter.done() and not waiter.cancelled() and waiter.result():
+                self._release_slot()
+            else:
+                self._discard_waiter(waiter)
+            raise
+        finally:
+            if timer is not None:
+                timer.cancel()
+        if not granted:
+            self._discard_waiter(waiter)
+            raise httpx.PoolTimeout(
+                f"Timed out waiting for one of {self.max_connections} connections to be free"
+            )
+
+    def _discard_waiter(self, waiter: asyncio.Future[bool]) -> None:
+        with contextlib.suppress(ValueError):
+            self._waiters.remove(waiter)
+
+    def _release_slot(self) -> None:
+        """Hand the slot to the first waiter still waiting, or free it."""
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_result(True)
+                return
+        self._active -= 1
+
+    def _release(self, connection: _Connection, *, reusable: bool) -> None:
+        """Return a connection whose response is finished, and free its slot. Never awaits."""
+        if not connection.in_use:
+            return
+        connection.in_use = False
+        if reusable and not self._closed and connection.is_reusable():
+            connection.idle_since = time.monotonic()
+            self._idle.setdefault(connection.origin, []).append(connection)
+            self._idle_count += 1
+        else:
+            self._discard(connection)
+        self._release_slot()
+
+    # Connections
+
+    def _check_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        if self._loop is None:
+            self._loop = loop
+        elif self._loop is not loop:
+            raise RuntimeError(
+                "This transport belongs to another event loop; create one transport per loop"
+            )
+
+    def _pop_idle(self, origin: Origin) -> _Connection | None:
+        stack = self._idle.get(origin)
+        if not stack:
+            return None
+        oldest_allowed = time.monotonic() - self.keepalive_expiry
+        # The oldest connections sit at the bottom of the stack and expire first.
+        while stack and stack[0].idle_since < oldest_allowed:
+            self._idle_count -= 1
+            self._discard(stack.pop(0))
+        while stack:
+            connection = stack.pop()
+            self._idle_count -= 1
+            if connection.is_reusable():
+                return connection
+            self._discard(connection)
+        return None
+
+    def _make_room(self) -> None:
+        """Close the longest idle connections until a new one fits under the limit."""
+        while self._idle_count and self._idle_count + self._active > self.max_connections:
+            stacks = [stack for stack in self._idle.values() if stack]
+            oldest = min(stacks, key=lambda stack: stack[0].idle_since)
+            self._idle_count -= 1
+            self._discard(oldest.pop(0))
+
+    def _discard(self, connection: _Connection) -> None:
+        self._connections.discard(connection)
+        connection.close()
+
+    async def _connect(self, origin: Origin, timeout: float | None) -> _Connection:
+        scheme, host, port = origin
+        loop = asyncio.get_running_loop()
+        context = self._get_ssl_context() if scheme == "https" else None
+        opening = loop.create_task(
+            loop.create_connection(
+                lambda: _Connection(loop, origin),
+                host,
+                port,
+                ssl=context,
+                server_hostname=host if context is not None else None,
+            )
+        )
+        try:
+            done, _ = await asyncio.wait({opening}, timeout=timeout)
+        except BaseException:
+            _abandon(opening)
+            raise
+        if not done:
+            _abandon(opening)
+            raise httpx.ConnectTimeout(f"Timed out connecting to {host}:{port}")
+        try:
+            _, connection = opening.result()
+        except asyncio.TimeoutError as error:
+            # The TLS handshake has its own timeout in asyncio (60 s by default).
+            raise httpx.ConnectTimeout(f"Timed out connecting to {host}:{port}") from error
+        except (OSError, ssl.SSLError) as error:
+            raise httpx.ConnectError(str(error) or type(error).__name__) from error
+        self._connections.add(connection)
+        logger.debug("Opened a connection to %s://%s:%s", scheme, host, port)
+        return connection
+
+    def _get_ssl_context(self) -> ssl.SSLContext:
+        if self._ssl_context is None:
+            context = httpx.create_ssl_context(trust_env=True)
+            context.set_alpn_protocols(["http/1.1"])
+            self._ssl_context = context
+        return self._ssl_context
+
+    def _get_stock_transport(self) -> httpx.AsyncHTTPTransport:
+        if self._stock is None:
+            self._stock = httpx.AsyncHTTPTransport(
+                verify=self._get_ssl_context(),
+                limits=httpx.Limits(
+                    max_connections=self.max_connections,
+                    max_keepalive_connections=min(self.max_connections, 20),
+                    keepalive_expiry=self.keepalive_expiry,
+                ),
+            )
+        return self._stock
+
+    # Closing
+
+    async def aclose(self) -> None:
+        """Close every connection. Requests still waiting for a slot raise RuntimeError."""
+        self._closed = True
+        for connection in list(self._connections):
+            self._discard(connection)
+        self._idle.clear()
+        self._idle_count = 0
+        while self._waiters:
+            waiter = self._waiters.popleft()
+            if not waiter.done():
+                waiter.set_exception(
+                    RuntimeError("The transport was closed while the request waited for a slot")
+                )
+        if self._stock is not None:
+            await self._stock.aclose()
+
+    def close_sockets_of_dead_loop(self) -> None:
+        """Close every socket directly, for a transport whose event loop has closed.
+
+        The normal close needs the loop. Closing the sockets releases their file descriptors
+        at once rather than at garbage collection.
+        """
+        self._closed = True
+        for connection in list(self._connections):
+            try:
+                connection.close_socket_now()
+            except OSError:
+                logger.debug("Could not close a socket left by a closed event loop", exc_info=True)
+        self._connections.clear()
+        self._idle.clear()
+        self._idle_count = 0
+
+
+def _abandon(opening: asyncio.Task[Any]) -> None:
+    """Cancel a connection attempt, and close its connection if it opens anyway."""
+    opening.cancel()
+    opening.add_done_callback(_close_if_opened)
+
+
+def _close_if_opened(opening: asyncio.Task[Any]) -> None:
+    if opening.cancelled():
+        return
+    if opening.exception() is None:
+        transport, _ = opening.result()
+        transport.close()
