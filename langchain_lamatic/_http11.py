@@ -33,7 +33,7 @@ import sys
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Final
+from typing import Any, Final, NamedTuple
 
 import httpx
 
@@ -50,7 +50,7 @@ READ_CHUNK: Final = 64 * 1024
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
-_FORBIDDEN_IN_HEADERS: Final = (b"\r", b"\n", b"\x00")
+_FORBIDDEN_IN_VALUES: Final = re.compile(rb"[\r\n\x00]")
 
 Origin = tuple[str, str, int]
 
@@ -87,10 +87,30 @@ def is_mocking_active() -> bool:
     )
 
 
-def _timeout_of(request: httpx.Request, phase: str) -> float | None:
-    timeouts = request.extensions.get("timeout") or {}
-    value = timeouts.get(phase)
+class _Timeouts(NamedTuple):
+    """Seconds allowed per phase of a request; None waits for ever."""
+
+    connect: float | None
+    read: float | None
+    write: float | None
+    pool: float | None
+
+    @classmethod
+    def of(cls, request: httpx.Request) -> _Timeouts:
+        timeouts = request.extensions.get("timeout") or {}
+        return cls(*(_seconds(timeouts.get(phase)) for phase in cls._fields))
+
+
+def _seconds(value: float | None) -> float | None:
     return None if value is None else float(value)
+
+
+class RawResponse(NamedTuple):
+    """A response read whole by ``AsyncHTTP11Transport.request_bytes``."""
+
+    status_code: int
+    headers: list[tuple[bytes, bytes]]
+    content: bytes
 
 
 # --- One connection -------------------------------------------------------------------------
@@ -330,7 +350,7 @@ def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes
             # Also rejects obsolete line folding, whose continuation lines start with a space.
             raise httpx.RemoteProtocolError(f"Malformed response header line: {line[:100]!r}")
         value = value.strip(b" \t")
-        if b"\n" in value or b"\r" in value or b"\x00" in value:
+        if _FORBIDDEN_IN_VALUES.search(value):
             raise httpx.RemoteProtocolError(f"Malformed response header value for {name!r}")
         headers.append((name, value))
     return int(parts[1]), reason, parts[0], headers
@@ -385,12 +405,12 @@ def _chunk_size(line: bytes) -> int:
     return int(size, 16)
 
 
-def _encode_head(request: httpx.Request) -> bytes:
-    parts = [request.method.encode("ascii"), b" ", request.url.raw_path, b" HTTP/1.1\r\n"]
-    for name, value in request.headers.raw:
+def _encode_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
+    parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
+    for name, value in headers:
         if not _TOKEN.fullmatch(name):
             raise httpx.LocalProtocolError(f"Invalid header name: {name[:100]!r}")
-        if any(character in value for character in _FORBIDDEN_IN_HEADERS):
+        if _FORBIDDEN_IN_VALUES.search(value):
             raise httpx.LocalProtocolError(
                 f"The value of header {name.decode('ascii')!r} contains a line break or NUL"
             )
@@ -553,25 +573,111 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
             raise RuntimeError("This transport is closed; create a new client to send requests")
         if is_mocking_active():
             return await self._get_stock_transport().handle_async_request(request)
-        scheme = request.url.scheme
+        origin = self._origin_of(request.url)
+        # httpx builds this list anew on every access.
+        request_headers = request.headers.raw
+        head = _encode_head(request.method, request.url.raw_path, request_headers)
+        try:
+            body: bytes | None = request.content
+        except httpx.RequestNotRead:
+            body = None
+        status, reason, version, headers, stream = await self._send(
+            origin, request.method, head, request_headers, body, request, _Timeouts.of(request)
+        )
+        return httpx.Response(
+            status,
+            headers=headers,
+            stream=stream,
+            extensions={"http_version": version, "reason_phrase": reason},
+        )
+
+    async def request_bytes(
+        self,
+        method: str,
+        url: httpx.URL,
+        headers: list[tuple[bytes, bytes]],
+        body: bytes,
+        timeout: httpx.Timeout,
+    ) -> RawResponse:
+        """Send a request with a bytes body and return the response with its whole body.
+
+        This skips building ``httpx.Request`` and ``httpx.Response`` objects, which costs
+        more than the exchange itself on loopback. The caller passes every header except
+        Host and Content-Length, which this method adds. A body with a Content-Encoding is
+        decoded as httpx would decode it. While a mock is active the request goes through
+        the stock httpx transport, as ``handle_async_request`` does.
+        """
+        if self._closed:
+            raise RuntimeError("This transport is closed; create a new client to send requests")
+        timeouts = _Timeouts(timeout.connect, timeout.read, timeout.write, timeout.pool)
+        if is_mocking_active():
+            request = httpx.Request(
+                method,
+                url,
+                headers=headers,
+                content=body,
+                extensions={"timeout": timeout.as_dict()},
+            )
+            response = await self._get_stock_transport().handle_async_request(request)
+            try:
+                content = await response.aread()
+            finally:
+                await response.aclose()
+            return RawResponse(response.status_code, response.headers.raw, content)
+
+        origin = self._origin_of(url)
+        request_headers = [
+            (b"Host", url.netloc),
+            *headers,
+            (b"Content-Length", b"%d" % len(body)),
+        ]
+        head = _encode_head(method, url.raw_path, request_headers)
+        status, _, _, response_headers, stream = await self._send(
+            origin, method, head, request_headers, body, None, timeouts
+        )
+        try:
+            chunks = [chunk async for chunk in stream]
+        finally:
+            await stream.aclose()
+        content = b"".join(chunks)
+        if _tokens(response_headers, b"content-encoding"):
+            content = httpx.Response(status, headers=response_headers, content=content).content
+        return RawResponse(status, response_headers, content)
+
+    def _origin_of(self, url: httpx.URL) -> Origin:
+        scheme = url.scheme
         if scheme not in _DEFAULT_PORTS:
             raise httpx.UnsupportedProtocol(
                 f"Request URL has an unsupported protocol {scheme + '://'!r}"
             )
         self._check_loop()
-        host = request.url.raw_host.decode("ascii")
-        origin = (scheme, host, request.url.port or _DEFAULT_PORTS[scheme])
-        head = _encode_head(request)
+        return scheme, url.raw_host.decode("ascii"), url.port or _DEFAULT_PORTS[scheme]
 
-        await self._take_slot(_timeout_of(request, "pool"))
+    async def _send(
+        self,
+        origin: Origin,
+        method: str,
+        head: bytes,
+        request_headers: list[tuple[bytes, bytes]],
+        body: bytes | None,
+        streamed: httpx.Request | None,
+        timeouts: _Timeouts,
+    ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]], _ResponseStream]:
+        """Send one request on a pooled connection and return the response before its body.
+
+        The body is ``body``, or else the stream of ``streamed``.
+        """
+        await self._take_slot(timeouts.pool)
         connection: _Connection | None = None
         try:
             connection = self._pop_idle(origin)
             if connection is None:
                 self._make_room()
-                connection = await self._connect(origin, _timeout_of(request, "connect"))
+                connection = await self._connect(origin, timeouts.connect)
             connection.in_use = True
-            response = await self._exchange(connection, request, head)
+            return await self._exchange(
+                connection, method, head, request_headers, body, streamed, timeouts
+            )
         except BaseException:
             if connection is None:
                 self._release_slot()
@@ -579,25 +685,29 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
                 # A no-op when the response was already released (a body-less response).
                 self._release(connection, reusable=False)
             raise
-        return response
 
     async def _exchange(
-        self, connection: _Connection, request: httpx.Request, head: bytes
-    ) -> httpx.Response:
-        write_timeout = _timeout_of(request, "write")
-        try:
-            body: bytes | None = request.content
-        except httpx.RequestNotRead:
-            body = None
+        self,
+        connection: _Connection,
+        method: str,
+        head: bytes,
+        request_headers: list[tuple[bytes, bytes]],
+        body: bytes | None,
+        streamed: httpx.Request | None,
+        timeouts: _Timeouts,
+    ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]], _ResponseStream]:
         if body is not None:
-            await connection.write(head + body, write_timeout)
+            await connection.write(head + body, timeouts.write)
         else:
-            await connection.write(head, write_timeout)
-            await self._write_streamed_body(connection, request, write_timeout)
+            assert streamed is not None  # noqa: S101 - a request without content has a stream
+            await connection.write(head, timeouts.write)
+            chunked = b"chunked" in _tokens(request_headers, b"transfer-encoding")
+            await self._write_streamed_body(connection, streamed, chunked, timeouts.write)
 
-        read_timeout = _timeout_of(request, "read")
         while True:
-            status, reason, version, headers = _parse_head(await connection.read_head(read_timeout))
+            status, reason, version, headers = _parse_head(
+                await connection.read_head(timeouts.read)
+            )
             if status == 101:
                 raise httpx.RemoteProtocolError(
                     "The server switched protocols, which is not supported"
@@ -608,22 +718,16 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
             if status < 100:
                 raise httpx.RemoteProtocolError(f"Invalid response status code {status}")
 
-        framing, length, keep_alive = _body_framing(request.method, status, version, headers)
-        if b"close" in _tokens(request.headers.raw, b"connection"):
+        framing, length, keep_alive = _body_framing(method, status, version, headers)
+        if b"close" in _tokens(request_headers, b"connection"):
             keep_alive = False
-        stream = _ResponseStream(self, connection, framing, length, keep_alive, read_timeout)
-        return httpx.Response(
-            status,
-            headers=headers,
-            stream=stream,
-            extensions={"http_version": version, "reason_phrase": reason},
-        )
+        stream = _ResponseStream(self, connection, framing, length, keep_alive, timeouts.read)
+        return status, reason, version, headers, stream
 
     @staticmethod
     async def _write_streamed_body(
-        connection: _Connection, request: httpx.Request, timeout: float | None
+        connection: _Connection, request: httpx.Request, chunked: bool, timeout: float | None
     ) -> None:
-        chunked = b"chunked" in _tokens(request.headers.raw, b"transfer-encoding")
         stream = request.stream
         if not isinstance(stream, httpx.AsyncByteStream):
             raise TypeError("An async transport needs an async request body")

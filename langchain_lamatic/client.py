@@ -19,7 +19,7 @@ from pydantic import BaseModel, ConfigDict, Field, SecretStr
 from typing_extensions import Self
 
 from langchain_lamatic import _polling, _queries, _stream_client
-from langchain_lamatic._http11 import AsyncHTTP11Transport
+from langchain_lamatic._http11 import AsyncHTTP11Transport, is_mocking_active
 from langchain_lamatic._polling import (
     DEFAULT_POLL_DEADLINE,
     DEFAULT_POLL_INTERVAL,
@@ -358,6 +358,10 @@ class LamaticClient:
         self._async_slots: weakref.WeakKeyDictionary[
             asyncio.AbstractEventLoop, asyncio.Semaphore
         ] = weakref.WeakKeyDictionary()
+        # The AsyncHTTP11Transport of each loop's own AsyncClient; see _direct_transport.
+        self._own_async_transports: weakref.WeakKeyDictionary[
+            asyncio.AbstractEventLoop, AsyncHTTP11Transport
+        ] = weakref.WeakKeyDictionary()
         self._closed = False
         # The endpoint parsed once, with the string it came from: httpx would otherwise parse
         # the string again for every request.
@@ -470,6 +474,7 @@ class LamaticClient:
                         max_connections=self.max_connections,
                         keepalive_expiry=KEEPALIVE_EXPIRY,
                     )
+                    self._own_async_transports[loop] = transport
                 client = httpx.AsyncClient(
                     transport=transport,
                     limits=self._limits(),
@@ -497,6 +502,9 @@ class LamaticClient:
         for loop in list(self._async_slots.keys()):
             if loop.is_closed():
                 del self._async_slots[loop]
+        for loop in list(self._own_async_transports.keys()):
+            if loop.is_closed():
+                del self._own_async_transports[loop]
 
     def close(self) -> None:
         """Close the pooled sync connections. Injected httpx clients are left open."""
@@ -512,6 +520,7 @@ class LamaticClient:
         loop = asyncio.get_running_loop()
         with self._lock:
             client = self._async_clients.pop(loop, None)
+            self._own_async_transports.pop(loop, None)
         if client is not None:
             await client.aclose()
 
@@ -552,6 +561,7 @@ class LamaticClient:
                 "_sync_client",
                 "_async_clients",
                 "_async_slots",
+                "_own_async_transports",
                 "_parsed_endpoint",
                 "_credential",
                 "_external_client",
@@ -1255,6 +1265,12 @@ class LamaticClient:
 
     # --- Sending, with retries --------------------------------------------------------------
 
+    def _endpoint_url(self) -> httpx.URL:
+        parsed = self._parsed_endpoint
+        if parsed is None or parsed[0] != self.endpoint:
+            parsed = self._parsed_endpoint = (self.endpoint, httpx.URL(self.endpoint))
+        return parsed[1]
+
     def _build_request(
         self,
         client: httpx.Client | httpx.AsyncClient,
@@ -1264,16 +1280,56 @@ class LamaticClient:
         access_token: str | SecretStr | None,
         project_id: str | None,
     ) -> httpx.Request:
-        parsed = self._parsed_endpoint
-        if parsed is None or parsed[0] != self.endpoint:
-            parsed = self._parsed_endpoint = (self.endpoint, httpx.URL(self.endpoint))
         return client.build_request(
             "POST",
-            parsed[1],
+            self._endpoint_url(),
             content=call.body,
             headers=self._headers(accept=accept, access_token=access_token, project_id=project_id),
             timeout=call.timeout,
         )
+
+    def _direct_transport(
+        self, client: httpx.AsyncClient, url: httpx.URL
+    ) -> AsyncHTTP11Transport | None:
+        """Return the transport to send to directly, skipping the AsyncClient's own layers.
+
+        Only the client's own AsyncClient qualifies, and only while it would route ``url`` to
+        its AsyncHTTP11Transport: not through a proxy from the environment, and not while a
+        mock (respx, pytest-httpx, vcrpy) has replaced the route or the stock transport.
+        That AsyncClient has no auth, event hooks or redirects to apply, and the direct path
+        sends the same headers. It skips httpx's request and response objects and its cookie
+        jar, which cost more than the exchange itself on loopback (docs/benchmarks.md).
+        """
+        transport = self._own_async_transports.get(asyncio.get_running_loop())
+        if transport is None or client is self._external_async_client or is_mocking_active():
+            return None
+        route: Callable[[httpx.URL], object] | None = getattr(client, "_transport_for_url", None)
+        if route is None:
+            return None
+        return transport if route(url) is transport else None
+
+    def _direct_headers(
+        self,
+        client: httpx.AsyncClient,
+        *,
+        accept: str,
+        access_token: str | SecretStr | None,
+        project_id: str | None,
+    ) -> list[tuple[bytes, bytes]]:
+        """Return the headers ``client.build_request`` would send, but Host and Content-Length.
+
+        The AsyncClient's defaults (Accept-Encoding, Connection) come first, and ours replace
+        any default of the same name. Every value of ours is checked to be printable ASCII.
+        """
+        headers = self._headers(accept=accept, access_token=access_token, project_id=project_id)
+        ours = {name.lower() for name in headers}
+        raw = [
+            (name.encode("ascii"), value.encode("ascii"))
+            for name, value in client.headers.items()
+            if name.lower() not in ours
+        ]
+        raw.extend((name.encode("ascii"), value.encode("ascii")) for name, value in headers.items())
+        return raw
 
     def _transport_error(
         self, call: _Call, error: httpx.HTTPError, attempts: int
@@ -1343,12 +1399,22 @@ class LamaticClient:
         )
 
     def _classify(self, call: _Call, response: httpx.Response, body: bytes, attempts: int) -> Any:
+        return self._classify_parts(call, response.status_code, response.headers, body, attempts)
+
+    def _classify_parts(
+        self,
+        call: _Call,
+        status_code: int,
+        headers: Mapping[str, str],
+        body: bytes,
+        attempts: int,
+    ) -> Any:
         try:
             return classify_response(
-                response.status_code,
+                status_code,
                 body,
                 operation=call.operation,
-                headers=response.headers,
+                headers=headers,
                 flow_id=call.flow_id,
                 agent_id=call.agent_id,
                 secrets=self._secrets(call),
@@ -1432,21 +1498,12 @@ class LamaticClient:
         refreshed = False
         while True:
             attempt += 1
-            request = self._build_request(
-                client,
-                call,
-                accept="application/json",
-                access_token=access_token,
-                project_id=project_id,
-            )
             started = time.monotonic()
             try:
                 async with self._async_slot():
-                    response = await client.send(request, follow_redirects=False)
-                    try:
-                        body = await response.aread()
-                    finally:
-                        await response.aclose()
+                    status_code, headers, body = await self._asend_once(
+                        client, call, access_token=access_token, project_id=project_id
+                    )
             except httpx.HTTPError as http_error:
                 error, sent = self._transport_error(call, http_error, attempt)
                 wait = self._after_failure(call, error, attempt, sent)
@@ -1454,19 +1511,16 @@ class LamaticClient:
                     raise error from None
                 await asyncio.sleep(wait)
                 continue
-            except asyncio.CancelledError:
-                await _stream_client.reclaim_cancelled_connections(client, request)
-                raise
             logger.debug(
                 "Lamatic %s for %s: HTTP %d in %.3f s",
                 call.operation,
                 call.target,
-                response.status_code,
+                status_code,
                 time.monotonic() - started,
             )
 
             try:
-                return self._classify(call, response, body, attempt)
+                return self._classify_parts(call, status_code, headers, body, attempt)
             except LamaticError as error:
                 if self._wants_token_refresh(error, refreshed, access_token):
                     refreshed = True
@@ -1480,6 +1534,50 @@ class LamaticClient:
                 if wait is None:
                     raise
                 await asyncio.sleep(wait)
+
+    async def _asend_once(
+        self,
+        client: httpx.AsyncClient,
+        call: _Call,
+        *,
+        access_token: str | SecretStr | None,
+        project_id: str | None,
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """Send one attempt of ``call`` and return the status code, headers and body."""
+        url = self._endpoint_url()
+        transport = self._direct_transport(client, url)
+        if transport is not None:
+            raw = await transport.request_bytes(
+                "POST",
+                url,
+                self._direct_headers(
+                    client,
+                    accept="application/json",
+                    access_token=access_token,
+                    project_id=project_id,
+                ),
+                call.body,
+                call.timeout,
+            )
+            return raw.status_code, httpx.Headers(raw.headers), raw.content
+
+        request = self._build_request(
+            client,
+            call,
+            accept="application/json",
+            access_token=access_token,
+            project_id=project_id,
+        )
+        try:
+            response = await client.send(request, follow_redirects=False)
+            try:
+                body = await response.aread()
+            finally:
+                await response.aclose()
+        except asyncio.CancelledError:
+            await _stream_client.reclaim_cancelled_connections(client, request)
+            raise
+        return response.status_code, response.headers, body
 
     def _call_token_provider_sync(self) -> str:
         assert self.access_token_provider is not None  # noqa: S101
