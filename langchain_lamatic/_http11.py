@@ -39,9 +39,10 @@ import httpx
 
 logger = logging.getLogger(__name__)
 
-# A response head larger than this is rejected as malformed (httpcore and h11 use 64 KiB).
+# A response head larger than this is rejected as malformed. httpcore 1.0 allows 100 KiB
+# and h11 16 KiB by default.
 MAX_HEAD_BYTES: Final = 64 * 1024
-# The longest line accepted in a chunked body: a chunk size with extensions, or a trailer.
+# The maximum length of a line in a chunked body: a chunk size with extensions, or a trailer.
 MAX_LINE_BYTES: Final = 8 * 1024
 # Reading pauses while this many received bytes wait for the caller, and resumes below a
 # quarter of it, so a slow reader of a large body does not buffer it all.
@@ -236,10 +237,10 @@ class _Connection(asyncio.Protocol):
         if not arrived:
             raise on_timeout()
 
-    def _disconnected_error(self, what: str) -> httpx.TransportError:
+    def _disconnected_error(self, message: str) -> httpx.TransportError:
         if self._lost_error is not None:
-            return httpx.ReadError(f"{what}: {self._lost_error}")
-        return httpx.RemoteProtocolError(f"{what}.")
+            return httpx.ReadError(f"{message}: {self._lost_error}")
+        return httpx.RemoteProtocolError(f"{message}.")
 
     def _take(self, count: int) -> bytes:
         data = bytes(self._buffer[:count])

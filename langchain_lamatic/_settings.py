@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
 import os
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import httpx
-from pydantic import SecretStr
+from pydantic import BaseModel, SecretStr
 
 ENDPOINT_ENV = "LAMATIC_ENDPOINT"
 PROJECT_ID_ENV = "LAMATIC_PROJECT_ID"
@@ -46,6 +47,25 @@ def header_value_problem(text: str, *, allow_spaces: bool) -> str | None:
             return f"a space at position {position}"
         return f"a control character (such as a line break) at position {position}"
     return None
+
+
+def check_setting_names(model: type[BaseModel], values: Any) -> None:
+    """Raise ValueError naming the first keyword that is not a field of ``model``.
+
+    pydantic would drop it, or with ``extra="forbid"`` report it with its value, which may be
+    a credential passed under a misspelled name. The message names only the keyword.
+    """
+    if not isinstance(values, dict):
+        return
+    known = set(model.model_fields)
+    known.update(field.alias for field in model.model_fields.values() if field.alias)
+    for name in values:
+        if name in known:
+            continue
+        text = str(name)
+        close = difflib.get_close_matches(text, sorted(known), n=1)
+        advice = f"did you mean {close[0]!r}?" if close else "check its spelling"
+        raise ValueError(f"{model.__name__} has no setting {text!r}; {advice}")
 
 
 def _secret_value(value: str | SecretStr | None, name: str) -> SecretStr | None:

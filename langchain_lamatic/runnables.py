@@ -46,6 +46,7 @@ from langchain_lamatic._settings import (
     API_KEY_ENV,
     ENDPOINT_ENV,
     PROJECT_ID_ENV,
+    check_setting_names,
     resolve_credential,
 )
 from langchain_lamatic.client import DEFAULT_TIMEOUT, LamaticClient, LamaticResponse
@@ -160,7 +161,11 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
     """Seconds to wait for an async run before raising ``LamaticTimeoutError`` with the
     request id; None waits without a limit."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # A misspelled setting such as ``tiemout=`` raises instead of being dropped, and no
+    # validation error shows its input, which may hold a credential.
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, extra="forbid", hide_input_in_errors=True
+    )
 
     _client: LamaticClient = PrivateAttr()
     _kind: ClassVar[str] = "flow"
@@ -168,6 +173,7 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
     @model_validator(mode="before")
     @classmethod
     def _fill_from_environment(cls, values: Any) -> Any:
+        check_setting_names(cls, values)
         if not isinstance(values, dict) or values.get("client") is not None:
             return values
         values = dict(values)

@@ -41,6 +41,7 @@ from pydantic import (
 from typing_extensions import Self
 
 from langchain_lamatic._polling import DEFAULT_POLL_DEADLINE, DEFAULT_POLL_INTERVAL
+from langchain_lamatic._settings import check_setting_names
 from langchain_lamatic.client import DEFAULT_TIMEOUT, LamaticClient
 from langchain_lamatic.tools import (
     DEFAULT_MAX_CONTENT_CHARS,
@@ -161,7 +162,17 @@ class LamaticToolkit(BaseToolkit):
     tool_error_types: tuple[type[Exception], ...] = DEFAULT_TOOL_ERROR_TYPES
     """Errors that reach the calling model as an error ``ToolMessage``. Others raise."""
 
-    model_config = ConfigDict(arbitrary_types_allowed=True)
+    # A misspelled setting such as ``tiemout=`` raises instead of being dropped, and no
+    # validation error shows its input, which may hold a credential.
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, extra="forbid", hide_input_in_errors=True
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _check_setting_names(cls, values: Any) -> Any:
+        check_setting_names(cls, values)
+        return values
 
     _client: LamaticClient = PrivateAttr()
     _tools: list[LamaticFlowTool | LamaticAgentTool] = PrivateAttr()

@@ -36,6 +36,7 @@ from langchain_core.tools import BaseTool, ToolException
 from langchain_core.tools.base import ArgsSchema, ToolExceptionHandlerOutput
 from pydantic import (
     BaseModel,
+    ConfigDict,
     Field,
     PrivateAttr,
     SecretStr,
@@ -48,7 +49,12 @@ from pydantic.v1 import ValidationError as ValidationErrorV1
 from typing_extensions import Self
 
 from langchain_lamatic._polling import DEFAULT_POLL_DEADLINE, DEFAULT_POLL_INTERVAL
-from langchain_lamatic._settings import ENDPOINT_ENV, PROJECT_ID_ENV, resolve_credential
+from langchain_lamatic._settings import (
+    ENDPOINT_ENV,
+    PROJECT_ID_ENV,
+    check_setting_names,
+    resolve_credential,
+)
 from langchain_lamatic.client import LamaticClient
 from langchain_lamatic.errors import (
     LamaticBadRequestError,
@@ -297,6 +303,12 @@ def describe_validation_error(error: ValidationError | ValidationErrorV1) -> str
 class _LamaticTool(BaseTool):
     """Settings, schema resolution, output formatting and error mapping of Lamatic tools."""
 
+    # A misspelled setting such as ``tiemout=`` raises instead of being dropped, and no
+    # validation error shows its input, which may hold a credential.
+    model_config = ConfigDict(
+        arbitrary_types_allowed=True, extra="forbid", hide_input_in_errors=True
+    )
+
     endpoint: str | None = None
     """GraphQL URL of the project; falls back to ``LAMATIC_ENDPOINT``."""
     project_id: str | None = None
@@ -423,6 +435,7 @@ class _LamaticTool(BaseTool):
     @model_validator(mode="before")
     @classmethod
     def _fill_from_environment(cls, values: Any) -> Any:
+        check_setting_names(cls, values)
         if not isinstance(values, dict) or values.get("client") is not None:
             return values
         values = dict(values)

@@ -744,3 +744,32 @@ async def test_agent_abatch_returns_in_order(lamatic: MockLamatic) -> None:
     outputs = await _agent(lamatic, output_key="reply").abatch(["a", "b", "c"])
     assert outputs == ["ok", "ok", "ok"]
     assert len(lamatic.requests) == 3
+
+
+# --- Unknown settings -----------------------------------------------------------------------
+
+
+def test_misspelled_setting_is_rejected_with_a_suggestion(lamatic: MockLamatic) -> None:
+    with pytest.raises(
+        ValueError, match="LamaticFlow has no setting 'tiemout'; did you mean 'timeout'"
+    ):
+        LamaticFlow(flow_id="f", client=lamatic.client(), tiemout=3)
+
+
+def test_unknown_setting_without_a_close_name_is_rejected(lamatic: MockLamatic) -> None:
+    with pytest.raises(
+        ValueError, match="LamaticAgent has no setting 'colour'; check its spelling"
+    ):
+        LamaticAgent(agent_id="a", client=lamatic.client(), colour="blue")
+
+
+def test_transport_setting_is_not_silently_dropped() -> None:
+    # Transports belong to LamaticClient; a flow used to accept and ignore them.
+    with pytest.raises(ValueError, match="no setting 'async_transport'"):
+        LamaticFlow(
+            flow_id="f",
+            endpoint=ENDPOINT,
+            project_id="p",
+            api_key="lt-" + "a" * 24,
+            async_transport=httpx.MockTransport(lambda request: httpx.Response(200)),
+        )

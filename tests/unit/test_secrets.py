@@ -18,7 +18,7 @@ import httpx
 import pytest
 from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.load import dumpd, dumps
-from pydantic import SecretStr
+from pydantic import SecretStr, ValidationError
 
 from langchain_lamatic import (
     CONFIG_ACCESS_TOKEN,
@@ -286,3 +286,72 @@ def test_plain_configurable_token_error_leaks_nothing() -> None:
     with pytest.raises(TypeError, match="SecretStr") as caught:
         flow.invoke({}, {"configurable": {CONFIG_ACCESS_TOKEN: SENTINEL_PER_CALL}})
     _assert_clean(_exception_texts(caught.value))
+
+
+# --- Constructor validation errors ----------------------------------------------------------
+
+
+def _assert_no_fragment(texts: list[str]) -> None:
+    """Check that not even the last 12 characters of a sentinel appear.
+
+    pydantic shortens a long input value to its start and end, so a full-string check would
+    miss a credential whose end is printed.
+    """
+    for text in texts:
+        for sentinel in SENTINELS:
+            assert sentinel[-12:] not in text, f"{sentinel[-12:]!r} leaked into: {text[:300]!r}"
+
+
+def _constructor_cases() -> list[tuple[str, Callable[[], Any]]]:
+    from langchain_lamatic import LamaticFlowTool, LamaticToolkit
+
+    connection: dict[str, Any] = {
+        "endpoint": ENDPOINT,
+        "project_id": PROJECT_ID,
+        "api_key": SENTINEL_KEY,
+    }
+    shared = LamaticClient(endpoint=ENDPOINT, project_id=PROJECT_ID, api_key="lt-" + "x" * 24)
+    return [
+        (
+            "client and credential together",
+            lambda: LamaticFlow(flow_id="f", client=shared, api_key=SENTINEL_KEY),
+        ),
+        ("misspelled credential", lambda: LamaticFlow(flow_id="f", api_kye=SENTINEL_KEY)),
+        ("invalid setting", lambda: LamaticFlow(flow_id="f", max_retries=-1, **connection)),
+        (
+            "invalid poll interval",
+            lambda: LamaticAgent(agent_id="a", poll_interval=0, **connection),
+        ),
+        (
+            "tool with a misspelled token",
+            lambda: LamaticFlowTool(
+                flow_id="f", name="f", description="d", acces_token=SENTINEL_TOKEN, **connection
+            ),
+        ),
+        (
+            "toolkit with an invalid setting",
+            lambda: LamaticToolkit(definitions=[], max_retries=-1, **connection),
+        ),
+    ]
+
+
+@pytest.mark.parametrize(
+    "make", [case for _, case in _constructor_cases()], ids=[n for n, _ in _constructor_cases()]
+)
+def test_constructor_errors_leak_nothing(make: Callable[[], Any]) -> None:
+    with pytest.raises(ValidationError) as caught:
+        make()
+    texts = _exception_texts(caught.value)
+    _assert_clean(texts)
+    _assert_no_fragment(texts)
+
+
+def test_environment_credential_stays_out_of_errors(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The credential read from the environment joins the validated input, so an unrelated
+    # invalid setting must not print it either.
+    monkeypatch.setenv("LAMATIC_API_KEY", SENTINEL_KEY)
+    with pytest.raises(ValidationError) as caught:
+        LamaticFlow(flow_id="f", endpoint=ENDPOINT, project_id=PROJECT_ID, max_retries=-1)
+    texts = _exception_texts(caught.value)
+    _assert_clean(texts)
+    _assert_no_fragment(texts)

@@ -315,3 +315,8 @@ def test_example_manifest_builds_valid_tools(lamatic: MockLamatic) -> None:
     assert all(TOOL_NAME_PATTERN.fullmatch(name) for name in names)
     assert len(set(names)) == len(names)
     assert all(tool.description for tool in toolkit.get_tools())
+
+
+def test_toolkit_rejects_a_misspelled_setting(lamatic: MockLamatic) -> None:
+    with pytest.raises(ValueError, match="LamaticToolkit has no setting 'max_retires'"):
+        LamaticToolkit(definitions=DEFINITIONS, client=lamatic.client(), max_retires=1)

@@ -1148,3 +1148,14 @@ def test_runnable_as_tool_still_works(lamatic: MockLamatic) -> None:
 
     assert result == "ok"
     assert sent_payloads(lamatic) == [{"city": "Lisbon", "days": 3}]
+
+
+def test_tool_rejects_a_misspelled_setting(lamatic: MockLamatic) -> None:
+    with pytest.raises(ValueError, match="LamaticFlowTool has no setting 'output_kye'"):
+        LamaticFlowTool(
+            flow_id="plan-trip",
+            name="plan_trip",
+            description="Plan a trip.",
+            client=lamatic.client(),
+            output_kye="plan",
+        )

@@ -280,7 +280,7 @@ async def test_unexpected_keyword_arguments_raise_as_in_invoke(lamatic: MockLama
 
 
 async def test_parent_run_ids_match_between_paths(lamatic: MockLamatic) -> None:
-    parents: dict[str, list[UUID | None]] = {"sync": [], "async": []}
+    parents: dict[str, list[bool]] = {"sync": [], "async": []}
     chain = RunnableLambda(lambda value: value, name="first") | flow(lamatic)
     for call in ("sync", "async"):
         tracer = TreeTracer()
@@ -291,7 +291,8 @@ async def test_parent_run_ids_match_between_paths(lamatic: MockLamatic) -> None:
             await chain.ainvoke({}, config)
         root = tracer.roots[0]
         parents[call] = [
-            child.parent_run_id == root.id for child in root.child_runs  # type: ignore[misc]
+            child.parent_run_id == root.id
+            for child in root.child_runs  # type: ignore[misc]
         ]
 
     assert parents["sync"] == parents["async"] == [True, True]
