@@ -52,6 +52,8 @@ READ_CHUNK: Final = 64 * 1024
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
 _FORBIDDEN_IN_VALUES: Final = re.compile(rb"[\r\n\x00]")
+# A reason phrase: tabs, spaces, visible ASCII and obsolete non-ASCII text (RFC 9112).
+_REASON: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 
 Origin = tuple[str, str, int]
 
@@ -120,9 +122,15 @@ class RawResponse(NamedTuple):
 class _Connection(asyncio.Protocol):
     """One TCP or TLS connection: a receive buffer that requests read with timeouts."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, origin: Origin) -> None:
+    def __init__(
+        self,
+        loop: asyncio.AbstractEventLoop,
+        origin: Origin,
+        on_lost: Callable[[_Connection], None],
+    ) -> None:
         self.loop = loop
         self.origin = origin
+        self._on_lost = on_lost
         self.transport: asyncio.Transport | None = None
         self.fileno = -1
         self.idle_since = 0.0
@@ -166,6 +174,7 @@ class _Connection(asyncio.Protocol):
         self._lost = True
         self._lost_error = exc
         self._wake()
+        self._on_lost(self)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -208,8 +217,15 @@ class _Connection(asyncio.Protocol):
         return not poller.poll(0)
 
     def close(self) -> None:
-        if self.transport is not None and not self.transport.is_closing():
-            self.transport.close()
+        transport = self.transport
+        if transport is None:
+            return
+        if transport.get_write_buffer_size():
+            # close() would keep the socket open until a server that stopped reading takes
+            # the unsent bytes, which may be never.
+            transport.abort()
+        elif not transport.is_closing():
+            transport.close()
 
     def close_socket_now(self) -> None:
         """Close the socket without the event loop, for connections of a closed loop."""
@@ -272,13 +288,13 @@ class _Connection(asyncio.Protocol):
         searched = 0
         while True:
             end = self._buffer.find(b"\r\n\r\n", max(0, searched - 3))
-            if end >= 0:
-                head = self._take(end + 4)
-                return head[:-4]
-            if len(self._buffer) > MAX_HEAD_BYTES:
+            if end > MAX_HEAD_BYTES or (end < 0 and len(self._buffer) > MAX_HEAD_BYTES):
                 raise httpx.RemoteProtocolError(
                     f"The response head is longer than {MAX_HEAD_BYTES} bytes"
                 )
+            if end >= 0:
+                head = self._take(end + 4)
+                return head[:-4]
             searched = len(self._buffer)
             if self._eof:
                 if not self._buffer:
@@ -344,6 +360,8 @@ def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes
     ):
         raise httpx.RemoteProtocolError(f"Malformed response status line: {status_line[:100]!r}")
     reason = parts[2] if len(parts) == 3 else b""
+    if not _REASON.fullmatch(reason):
+        raise httpx.RemoteProtocolError(f"Malformed response status line: {status_line[:100]!r}")
     headers: list[tuple[bytes, bytes]] = []
     for line in lines[1:]:
         name, colon, value = line.partition(b":")
@@ -407,7 +425,10 @@ def _chunk_size(line: bytes) -> int:
 
 
 def _encode_head(method: str, target: bytes, headers: list[tuple[bytes, bytes]]) -> bytes:
-    parts = [method.encode("ascii"), b" ", target, b" HTTP/1.1\r\n"]
+    encoded = method.encode("ascii", "replace")
+    if not _TOKEN.fullmatch(encoded):
+        raise httpx.LocalProtocolError(f"Invalid request method: {method[:100]!r}")
+    parts = [encoded, b" ", target, b" HTTP/1.1\r\n"]
     for name, value in headers:
         if not _TOKEN.fullmatch(name):
             raise httpx.LocalProtocolError(f"Invalid header name: {name[:100]!r}")
@@ -755,7 +776,12 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
             granted = await waiter
         except asyncio.CancelledError:
             # A slot handed over just before the cancellation arrived goes to the next waiter.
-            if waiter.done() and not waiter.cancelled() and waiter.result():
+            if (
+                waiter.done()
+                and not waiter.cancelled()
+                and waiter.exception() is None
+                and waiter.result()
+            ):
                 self._release_slot()
             else:
                 self._discard_waiter(waiter)
@@ -831,6 +857,16 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
             self._idle_count -= 1
             self._discard(oldest.pop(0))
 
+    def _forget_lost(self, connection: _Connection) -> None:
+        """Drop a connection whose socket closed, if it is idle; a busy one is released later."""
+        self._connections.discard(connection)
+        if connection.in_use:
+            return
+        stack = self._idle.get(connection.origin)
+        if stack and connection in stack:
+            stack.remove(connection)
+            self._idle_count -= 1
+
     def _discard(self, connection: _Connection) -> None:
         self._connections.discard(connection)
         connection.close()
@@ -841,7 +877,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
         context = self._get_ssl_context() if scheme == "https" else None
         opening = loop.create_task(
             loop.create_connection(
-                lambda: _Connection(loop, origin),
+                lambda: _Connection(loop, origin, self._forget_lost),
                 host,
                 port,
                 ssl=context,
