@@ -36,15 +36,18 @@ class RetryPolicy:
         """Return whether ``error`` may be retried for an operation of this kind.
 
         Failures before the request was sent, 429, 502, 503 and 504 are retried for every
-        operation, except a 429 whose ``Retry-After`` exceeds ``max_retry_after``. A read
-        timeout, a dropped connection after sending, and any other 5xx are retried only for
-        idempotent operations, because Lamatic has no idempotency key and a flow may already
-        have run.
+        operation. A read timeout, a dropped connection after sending, and any other 5xx are
+        retried only for idempotent operations, because Lamatic has no idempotency key and a
+        flow may already have run. A rate-limit or server error whose ``Retry-After`` exceeds
+        ``max_retry_after`` is never retried.
         """
         if isinstance(error, LamaticConnectionError) and not request_sent:
             return True
+        retry_after = _retry_after(error)
+        if retry_after is not None and retry_after > self.max_retry_after:
+            return False
         if isinstance(error, LamaticRateLimitError):
-            return error.retry_after is None or error.retry_after <= self.max_retry_after
+            return True
         if isinstance(error, LamaticServerError):
             return error.status_code in RETRYABLE_STATUS_CODES or idempotent
         if isinstance(error, LamaticConnectionError):
@@ -52,10 +55,21 @@ class RetryPolicy:
         return False
 
     def delay(self, attempt: int, error: LamaticError) -> float:
-        """Return the seconds to wait before retry number ``attempt`` (1 for the first retry)."""
-        if isinstance(error, LamaticRateLimitError) and error.retry_after is not None:
-            return float(min(error.retry_after, self.max_retry_after))
+        """Return the seconds to wait before retry number ``attempt`` (1 for the first retry).
+
+        The server's ``Retry-After``, capped at ``max_retry_after``, replaces the backoff.
+        """
+        retry_after = _retry_after(error)
+        if retry_after is not None:
+            return float(min(retry_after, self.max_retry_after))
         backoff = min(self.max_delay, self.initial_delay * 2.0 ** (attempt - 1))
         # Half fixed, half random ("equal jitter"): spreads retries from many clients while
         # keeping a minimum pause.
         return backoff / 2 + random.uniform(0, backoff / 2)  # noqa: S311
+
+
+def _retry_after(error: LamaticError) -> float | None:
+    """Return the wait in seconds that the response's ``Retry-After`` header requested."""
+    if isinstance(error, (LamaticRateLimitError, LamaticServerError)):
+        return error.retry_after
+    return None

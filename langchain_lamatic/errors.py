@@ -10,7 +10,7 @@ The tree::
     ├── LamaticPermissionError        HTTP 403: wrong project, no permission, or an expired token
     ├── LamaticNotFoundError          HTTP 404, or the flow or agent is missing or not deployed
     ├── LamaticRateLimitError         HTTP 429; ``retry_after`` is the server's wait in seconds
-    ├── LamaticServerError            HTTP 5xx, including HTML pages from a proxy
+    ├── LamaticServerError            HTTP 5xx, including a proxy's HTML page; ``retry_after`` too
     ├── LamaticResponseError          a 2xx body that is not JSON or lacks the expected fields
     └── LamaticExecutionError         the flow or agent ran and reported "error" or "failed"
 
@@ -124,7 +124,7 @@ class LamaticError(Exception):
 def _rebuild_error(cls: type[LamaticError], message: str, fields: dict[str, Any]) -> LamaticError:
     retry_after = fields.pop("retry_after", None)
     error = cls(message, **fields)
-    if isinstance(error, LamaticRateLimitError):
+    if isinstance(error, _RETRY_AFTER_ERRORS):
         error.retry_after = retry_after
     return error
 
@@ -190,10 +190,21 @@ class LamaticRateLimitError(LamaticError):
 
 
 class LamaticServerError(LamaticError):
-    """HTTP 5xx, including bodies that are not JSON, such as a proxy's HTML error page."""
+    """HTTP 5xx, including bodies that are not JSON, such as a proxy's HTML error page.
+
+    ``retry_after`` is the wait in seconds that the response's ``Retry-After`` header
+    requested, or None when it sent none. Servers send it mostly with 503.
+    """
 
     retryable = True
     hint = "The Lamatic service or a proxy in front of it failed; try again later"
+
+    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
+        super().__init__(message, **kwargs)
+        self.retry_after = retry_after
+
+    def _fields(self) -> dict[str, Any]:
+        return {**super()._fields(), "retry_after": self.retry_after}
 
 
 class LamaticResponseError(LamaticError):
@@ -207,6 +218,9 @@ class LamaticExecutionError(LamaticError):
 
     hint = "The flow itself failed; see its run log in Lamatic Studio"
 
+
+_RETRY_AFTER_ERRORS = (LamaticRateLimitError, LamaticServerError)
+"""The errors that carry ``retry_after``, read from the response's ``Retry-After`` header."""
 
 RETRYABLE_ERRORS: tuple[type[LamaticError], ...] = (
     LamaticConnectionError,
@@ -375,20 +389,24 @@ def classify_graphql_errors(
     body_excerpt: str | None = None,
     request_id: str | None = None,
     secrets: tuple[str, ...] = (),
+    retry_after: float | None = None,
 ) -> LamaticError:
     """Map a GraphQL ``errors`` list (from a body or a stream frame) to the matching typed error.
 
     The first error decides the class: ``extensions.code`` when it is a known code, otherwise
     the message. A message that matches nothing counts as a bad request, because GraphQL puts
-    query and variable problems there.
+    query and variable problems there. ``retry_after``, the parsed ``Retry-After`` header, is
+    kept only by ``LamaticRateLimitError`` and ``LamaticServerError``.
     """
     error_class = (
         _graphql_error_class(errors[0], (flow_id, agent_id)) if errors else LamaticResponseError
     )
     what = describe_target(operation, flow_id, agent_id)
     message = redact(f"{what} failed: {_graphql_messages(errors)}", secrets)
-    return error_class(
+    return _build_error(
+        error_class,
         message,
+        retry_after,
         status_code=status_code,
         request_id=request_id,
         operation=operation,
@@ -396,6 +414,18 @@ def classify_graphql_errors(
         agent_id=agent_id,
         body_excerpt=body_excerpt,
     )
+
+
+def _build_error(
+    error_class: type[LamaticError], message: str, retry_after: float | None, **fields: Any
+) -> LamaticError:
+    """Build ``error_class``, adding the server's requested wait when the class carries it."""
+    if not issubclass(error_class, _RETRY_AFTER_ERRORS):
+        return error_class(message, **fields)
+    if retry_after is not None:
+        # A wait longer than the client's cap raises at once, so the caller needs to see it.
+        message = f"{message}; the server asked to wait {retry_after:g} s"
+    return error_class(message, retry_after=retry_after, **fields)
 
 
 def describe_target(operation: str | None, flow_id: str | None, agent_id: str | None) -> str:
@@ -441,7 +471,9 @@ def classify_response(
 
     Order: HTTP status, then GraphQL ``errors``, then the shape of ``data``. A 2xx body that is
     not JSON or has no ``data[operation]`` raises ``LamaticResponseError``. The caller
-    interprets the value (for example an execution's ``status``).
+    interprets the value (for example an execution's ``status``). A ``Retry-After`` header
+    (seconds or HTTP-date) becomes the ``retry_after`` of a ``LamaticRateLimitError`` or
+    ``LamaticServerError``, whatever the status, and is ignored for the other errors.
 
     Raises:
         LamaticError: the subclass the response calls for.
@@ -470,6 +502,7 @@ def classify_response(
         "body_excerpt": excerpt,
     }
     what = describe_target(operation, flow_id, agent_id)
+    retry_after = parse_retry_after((headers or {}).get("retry-after"))
 
     if status_code >= 400 or not 200 <= status_code < 300:
         error_class = _STATUS_ERRORS.get(status_code)
@@ -487,17 +520,7 @@ def classify_response(
         else:
             reason = "no GraphQL errors in the body"
         message = redact(f"{what} failed with HTTP {status_code}: {reason}", secrets)
-        if error_class is LamaticRateLimitError:
-            retry_after = parse_retry_after((headers or {}).get("retry-after"))
-            if retry_after is not None:
-                # A wait longer than the client's cap raises at once, so the caller needs it.
-                message = f"{message}; the server asked to wait {retry_after:g} s"
-            return_error: LamaticError = LamaticRateLimitError(
-                message, retry_after=retry_after, **common
-            )
-        else:
-            return_error = error_class(message, **common)
-        raise return_error
+        raise _build_error(error_class, message, retry_after, **common)
 
     if has_errors:
         raise classify_graphql_errors(
@@ -508,6 +531,7 @@ def classify_response(
             agent_id=agent_id,
             body_excerpt=excerpt,
             secrets=secrets,
+            retry_after=retry_after,
         )
     if document is None:
         reason = "an empty body" if not body.strip() else "a body that is not valid JSON"

@@ -224,6 +224,63 @@ def test_gateway_error_then_success_returns_the_result(
     assert server.execution_count(FLOW) == 1
 
 
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_error_honours_retry_after_seconds(
+    server: LamaticTestServer, mode: Mode, status: int
+) -> None:
+    # The shortened backoff is at most 0.05 s, so a gap of 0.9 s comes from Retry-After.
+    server.inject(Fault.status(status, retry_after=1), times=1)
+
+    response = execute(client_for(server), mode)
+
+    assert response.result == {"echo": PAYLOAD}
+    assert len(server.requests) == 2
+    assert gaps(server)[0] >= 0.9
+
+
+def test_unavailable_honours_retry_after_http_date(server: LamaticTestServer, mode: Mode) -> None:
+    # As for 429 above: "now + 3 s" as an HTTP-date requests a wait of 2 to 3 seconds.
+    retry_at = datetime.now(timezone.utc) + timedelta(seconds=3)
+    server.inject(Fault.status(503, retry_after=retry_at), times=1)
+
+    response = execute(client_for(server), mode)
+
+    assert response.result == {"echo": PAYLOAD}
+    assert len(server.requests) == 2
+    assert gaps(server)[0] >= 0.9
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_retry_after_over_cap_raises_at_once(
+    server: LamaticTestServer, mode: Mode, status: int
+) -> None:
+    server.inject(Fault.status(status, retry_after=3600), times=1)
+
+    with pytest.raises(LamaticServerError) as caught:
+        execute(client_for(server), mode)
+
+    assert caught.value.status_code == status
+    assert caught.value.attempts == 1
+    assert caught.value.retry_after == pytest.approx(3600, abs=1)
+    assert "the server asked to wait 3600 s" in str(caught.value)
+    assert len(server.requests) == 1
+    assert server.execution_count(FLOW) == 0
+
+
+def test_retried_503_raises_with_retry_after(server: LamaticTestServer, mode: Mode) -> None:
+    server.inject(Fault.status(503, retry_after=0), times=3)
+
+    with pytest.raises(LamaticServerError) as caught:
+        execute(client_for(server), mode)
+
+    assert caught.value.status_code == 503
+    assert caught.value.retry_after == 0
+    assert caught.value.attempts == 3
+    assert "attempts=3" in str(caught.value)
+    assert len(server.requests) == 3
+    assert server.execution_count(FLOW) == 0
+
+
 def test_gateway_retry_waits_for_the_backoff(server: LamaticTestServer) -> None:
     # The default policy waits 0.25 to 0.5 s before the first retry ("equal jitter").
     server.inject(Fault.status(503), times=1)

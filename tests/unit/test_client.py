@@ -341,6 +341,162 @@ def test_retry_after_above_cap_raises_at_once(
     assert no_sleep.waits == []
 
 
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_retry_after_seconds_is_honoured(
+    lamatic: MockLamatic, no_sleep: SleepRecorder, status: int
+) -> None:
+    lamatic.respond(lamatic.reply(status, headers={"Retry-After": "1"}), lamatic.success())
+    lamatic.client().execute_flow("flow-1", {})
+    assert no_sleep.waits == [1.0]
+    assert len(lamatic.requests) == 2
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+async def test_gateway_retry_after_seconds_is_honoured_async(
+    lamatic: MockLamatic, no_sleep: SleepRecorder, status: int
+) -> None:
+    lamatic.respond(lamatic.reply(status, headers={"Retry-After": "1"}), lamatic.success())
+    await lamatic.client().aexecute_flow("flow-1", {})
+    assert no_sleep.waits == [1.0]
+    assert len(lamatic.requests) == 2
+
+
+def _in_thirty_seconds() -> str:
+    when = dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=30)
+    return format_datetime(when, usegmt=True)
+
+
+def test_unavailable_retry_after_date_honoured(
+    lamatic: MockLamatic, no_sleep: SleepRecorder
+) -> None:
+    lamatic.respond(
+        lamatic.reply(503, headers={"Retry-After": _in_thirty_seconds()}), lamatic.success()
+    )
+    lamatic.client().execute_flow("flow-1", {})
+    assert len(no_sleep.waits) == 1
+    assert 20.0 <= no_sleep.waits[0] <= 31.0
+
+
+async def test_unavailable_retry_after_date_honoured_async(
+    lamatic: MockLamatic, no_sleep: SleepRecorder
+) -> None:
+    lamatic.respond(
+        lamatic.reply(503, headers={"Retry-After": _in_thirty_seconds()}), lamatic.success()
+    )
+    await lamatic.client().aexecute_flow("flow-1", {})
+    assert len(no_sleep.waits) == 1
+    assert 20.0 <= no_sleep.waits[0] <= 31.0
+
+
+def test_retry_after_zero_retries_at_once(lamatic: MockLamatic, no_sleep: SleepRecorder) -> None:
+    lamatic.respond(lamatic.reply(503, headers={"Retry-After": "0"}), lamatic.success())
+    lamatic.client().execute_flow("flow-1", {})
+    assert no_sleep.waits == [0.0]
+
+
+def test_unparsable_retry_after_falls_back_to_backoff(
+    lamatic: MockLamatic, no_sleep: SleepRecorder
+) -> None:
+    lamatic.respond(lamatic.reply(503, headers={"Retry-After": "soon"}), lamatic.success())
+    lamatic.client().execute_flow("flow-1", {})
+    assert len(no_sleep.waits) == 1
+    assert 0.25 <= no_sleep.waits[0] <= 0.5
+
+
+@pytest.mark.parametrize("status", [502, 503, 504])
+def test_gateway_retry_after_above_cap_raises_at_once(
+    lamatic: MockLamatic, no_sleep: SleepRecorder, status: int
+) -> None:
+    lamatic.respond(lamatic.reply(status, headers={"Retry-After": "3600"}), lamatic.success())
+    with pytest.raises(LamaticServerError) as caught:
+        lamatic.client(max_retries=5).execute_flow("flow-1", {})
+    assert caught.value.retry_after == 3600.0
+    assert caught.value.status_code == status
+    assert caught.value.attempts == 1
+    assert "the server asked to wait 3600 s" in str(caught.value)
+    assert len(lamatic.requests) == 1
+    assert no_sleep.waits == []
+
+
+async def test_gateway_retry_after_above_cap_raises_async(
+    lamatic: MockLamatic, no_sleep: SleepRecorder
+) -> None:
+    lamatic.respond(lamatic.reply(503, headers={"Retry-After": "61"}), lamatic.success())
+    with pytest.raises(LamaticServerError) as caught:
+        await lamatic.client(max_retries=5).aexecute_flow("flow-1", {})
+    assert caught.value.retry_after == 61.0
+    assert "the server asked to wait 61 s" in str(caught.value)
+    assert len(lamatic.requests) == 1
+    assert no_sleep.waits == []
+
+
+def test_retry_after_at_cap_is_waited(lamatic: MockLamatic, no_sleep: SleepRecorder) -> None:
+    lamatic.respond(lamatic.reply(503, headers={"Retry-After": "60"}), lamatic.success())
+    lamatic.client().execute_flow("flow-1", {})
+    assert no_sleep.waits == [60.0]
+
+
+def test_rate_limit_message_shows_long_wait(lamatic: MockLamatic, no_sleep: SleepRecorder) -> None:
+    lamatic.respond(lamatic.reply(429, headers={"Retry-After": "3600"}))
+    with pytest.raises(LamaticRateLimitError) as caught:
+        lamatic.client().execute_flow("flow-1", {})
+    assert "the server asked to wait 3600 s" in str(caught.value)
+
+
+def test_exhausted_503_keeps_retry_after(lamatic: MockLamatic, no_sleep: SleepRecorder) -> None:
+    lamatic.default = lamatic.reply(503, headers={"Retry-After": "2"})
+    with pytest.raises(LamaticServerError) as caught:
+        lamatic.client(max_retries=2).execute_flow("flow-1", {})
+    assert no_sleep.waits == [2.0, 2.0]
+    assert caught.value.attempts == 3
+    assert caught.value.retry_after == 2.0
+    assert "attempts=3" in str(caught.value)
+
+
+async def test_exhausted_503_keeps_retry_after_async(
+    lamatic: MockLamatic, no_sleep: SleepRecorder
+) -> None:
+    lamatic.default = lamatic.reply(503, headers={"Retry-After": "2"})
+    with pytest.raises(LamaticServerError) as caught:
+        await lamatic.client(max_retries=2).aexecute_flow("flow-1", {})
+    assert no_sleep.waits == [2.0, 2.0]
+    assert caught.value.attempts == 3
+    assert caught.value.retry_after == 2.0
+
+
+def test_flow_500_with_retry_after_not_retried(
+    lamatic: MockLamatic, no_sleep: SleepRecorder
+) -> None:
+    lamatic.default = lamatic.reply(500, headers={"Retry-After": "1"})
+    with pytest.raises(LamaticServerError) as caught:
+        lamatic.client(max_retries=3).execute_flow("flow-1", {})
+    assert caught.value.retry_after == 1.0
+    assert len(lamatic.requests) == 1
+    assert no_sleep.waits == []
+
+
+def test_status_poll_honours_500_retry_after(lamatic: MockLamatic, no_sleep: SleepRecorder) -> None:
+    status = {"status": "success", "result": {"ok": 1}}
+    lamatic.respond(
+        lamatic.reply(500, headers={"Retry-After": "4"}),
+        lamatic.reply(200, json_body={"data": {"checkStatus": status}}),
+    )
+    lamatic.client().check_status("req-1")
+    assert no_sleep.waits == [4.0]
+    assert len(lamatic.requests) == 2
+
+
+def test_graphql_rate_limit_honours_retry_after(
+    lamatic: MockLamatic, no_sleep: SleepRecorder
+) -> None:
+    errors = {"errors": [{"message": "slow down", "extensions": {"code": "RATE_LIMITED"}}]}
+    lamatic.respond(
+        lamatic.reply(200, json_body=errors, headers={"Retry-After": "6"}), lamatic.success()
+    )
+    lamatic.client().execute_flow("flow-1", {})
+    assert no_sleep.waits == [6.0]
+
+
 def test_backoff_grows_with_jitter(lamatic: MockLamatic, no_sleep: SleepRecorder) -> None:
     lamatic.default = lamatic.reply(502)
     with pytest.raises(LamaticServerError):

@@ -140,8 +140,55 @@ ERROR_TABLE: dict[str, Row] = {
         expected_text="not JSON",
     ),
     "http 502 html page": Row(502, HTML_PAGE, LamaticServerError, expected_text="HTTP 502"),
+    "http 502 retry-after seconds": Row(
+        502,
+        HTML_PAGE,
+        LamaticServerError,
+        headers={"Retry-After": "5"},
+        expected_text="the server asked to wait 5 s",
+        retry_after=(5.0, 5.0),
+    ),
     "http 503 empty body": Row(503, b"", LamaticServerError, expected_text="empty"),
+    "http 503 retry-after seconds": Row(
+        503,
+        _errors("Service unavailable"),
+        LamaticServerError,
+        headers={"Retry-After": "12"},
+        expected_text="the server asked to wait 12 s",
+        retry_after=(12.0, 12.0),
+    ),
+    "http 503 retry-after date": Row(
+        503,
+        b"",
+        LamaticServerError,
+        headers={"Retry-After": IN_TWO_MINUTES},
+        expected_text="the server asked to wait",
+        retry_after=(100.0, 121.0),
+    ),
+    "http 503 retry-after unparsable": Row(
+        503,
+        b"",
+        LamaticServerError,
+        headers={"Retry-After": "soon"},
+        expected_text="empty",
+    ),
     "http 504": Row(504, b"upstream request timeout", LamaticServerError, expected_text="HTTP 504"),
+    "http 504 retry-after seconds": Row(
+        504,
+        b"upstream request timeout",
+        LamaticServerError,
+        headers={"Retry-After": "3"},
+        expected_text="the server asked to wait 3 s",
+        retry_after=(3.0, 3.0),
+    ),
+    "http 500 retry-after seconds": Row(
+        500,
+        _errors("Internal server error"),
+        LamaticServerError,
+        headers={"Retry-After": "8"},
+        expected_text="the server asked to wait 8 s",
+        retry_after=(8.0, 8.0),
+    ),
     "http 302 redirect": Row(
         302,
         b"",
@@ -279,9 +326,11 @@ def test_error_table(lamatic: MockLamatic, name: str) -> None:
     assert error.hint in str(error)
     assert len(lamatic.requests) == 1
     if row.retry_after is not None:
-        assert isinstance(error, LamaticRateLimitError)
+        assert isinstance(error, (LamaticRateLimitError, LamaticServerError))
         assert error.retry_after is not None
         assert row.retry_after[0] <= error.retry_after <= row.retry_after[1]
+    elif isinstance(error, (LamaticRateLimitError, LamaticServerError)):
+        assert error.retry_after is None
     if row.body and error.body_excerpt is not None:
         assert len(error.body_excerpt) <= BODY_EXCERPT_CHARS + 3
     for secret in (LEAKED_KEY, LEAKED_JWT, LEAKED_BEARER, lamatic.api_key):
@@ -391,7 +440,9 @@ FIELDS: dict[str, Any] = {
 
 @pytest.mark.parametrize("error_class", ALL_ERROR_CLASSES)
 def test_error_pickles_with_all_attributes(error_class: type[LamaticError]) -> None:
-    extra = {"retry_after": 4.5} if error_class is LamaticRateLimitError else {}
+    extra = (
+        {"retry_after": 4.5} if error_class in (LamaticRateLimitError, LamaticServerError) else {}
+    )
     error = error_class("Lamatic flow 'flow-1' failed", **FIELDS, **extra)
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301
     assert type(copy) is error_class
@@ -406,6 +457,16 @@ def test_rate_limit_error_pickles_without_retry_after() -> None:
     error = LamaticRateLimitError("slow down", status_code=429)
     copy = pickle.loads(pickle.dumps(error))  # noqa: S301
     assert copy.retry_after is None
+
+
+def test_server_error_pickles_without_retry_after() -> None:
+    error = LamaticServerError("unavailable", status_code=503)
+    copy = pickle.loads(pickle.dumps(error))  # noqa: S301
+    assert copy.retry_after is None
+
+
+def test_server_error_retry_after_defaults_to_none() -> None:
+    assert LamaticServerError("unavailable", status_code=503).retry_after is None
 
 
 @pytest.mark.parametrize("error_class", ALL_ERROR_CLASSES)
@@ -578,6 +639,22 @@ def test_parse_retry_after_future_http_date() -> None:
     seconds = parse_retry_after(_in_two_minutes())
     assert seconds is not None
     assert 100.0 <= seconds <= 121.0
+
+
+@pytest.mark.parametrize("status", [429, 500, 502, 503, 504])
+def test_classify_response_reads_retry_after_header(status: int) -> None:
+    with pytest.raises((LamaticRateLimitError, LamaticServerError)) as caught:
+        classify_response(status, b"", operation="executeWorkflow", headers={"retry-after": "9"})
+    assert caught.value.retry_after == 9.0  # type: ignore[union-attr]
+    assert "the server asked to wait 9 s" in str(caught.value)
+
+
+@pytest.mark.parametrize("status", [400, 401, 403, 404, 422])
+def test_classify_response_ignores_retry_after_on_client_errors(status: int) -> None:
+    with pytest.raises(LamaticError) as caught:
+        classify_response(status, b"", operation="executeWorkflow", headers={"retry-after": "9"})
+    assert not hasattr(caught.value, "retry_after")
+    assert "asked to wait" not in str(caught.value)
 
 
 def test_flow_id_in_message_is_ignored() -> None:
