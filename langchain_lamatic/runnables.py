@@ -121,6 +121,39 @@ def _per_call_overrides(config: RunnableConfig) -> dict[str, Any]:
     return overrides
 
 
+_CONNECTION_SETTINGS = (
+    "endpoint",
+    "project_id",
+    "api_key",
+    "access_token",
+    "timeout",
+    "max_retries",
+    "allow_insecure_http",
+    "bypass_cache",
+)
+"""The fields of flows, agents, tools and toolkits that configure their own LamaticClient."""
+
+
+def _reject_settings_beside_client(model: BaseModel) -> None:
+    """Raise ValueError naming the connection settings set beside ``client=``.
+
+    The client would ignore them. A setting counts only when its value differs from the
+    field's default: LangChain's ``configurable_fields`` rebuilds an object by passing every
+    field again, so ``model_fields_set`` cannot tell a setting from a copied default.
+    """
+    fields = type(model).model_fields
+    given = [
+        name
+        for name in _CONNECTION_SETTINGS
+        if getattr(model, name) != fields[name].get_default(call_default_factory=True)
+    ]
+    if given:
+        raise ValueError(
+            f"Pass either client= or connection settings, not both (also got {given}). "
+            "Set them on the LamaticClient instead, or leave them at their defaults."
+        )
+
+
 class _LamaticRunnable(RunnableSerializable[Any, Any]):
     """Shared settings, input coercion and output selection of flows and agents."""
 
@@ -147,7 +180,7 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
     bypass_cache: bool = False
     """Send ``X-Bypass-Cache: True`` so Lamatic skips its response cache."""
     client: LamaticClient | None = Field(default=None, exclude=True)
-    """A shared client; when given, the connection settings above must not be."""
+    """A shared client; when given, the connection settings above must keep their defaults."""
     wait_for_async_result: bool = True
     """Wait for async flows: when the execution returns a request id instead of a result,
     poll ``checkStatus`` until the run finishes and return its output. False returns
@@ -193,21 +226,7 @@ class _LamaticRunnable(RunnableSerializable[Any, Any]):
                 "Lamatic Studio"
             )
         if self.client is not None:
-            given = [
-                name
-                for name in ("endpoint", "project_id", "api_key", "access_token")
-                if getattr(self, name) is not None
-            ]
-            # Client settings given beside a shared client would be silently ignored.
-            given += [
-                name
-                for name in ("timeout", "max_retries", "allow_insecure_http", "bypass_cache")
-                if name in self.model_fields_set
-            ]
-            if given:
-                raise ValueError(
-                    f"Pass either client= or connection settings, not both (also got {given})."
-                )
+            _reject_settings_beside_client(self)
             self._client = self.client
             return self
         self._client = LamaticClient(

@@ -43,6 +43,7 @@ from typing_extensions import Self
 from langchain_lamatic._polling import DEFAULT_POLL_DEADLINE, DEFAULT_POLL_INTERVAL
 from langchain_lamatic._settings import check_setting_names
 from langchain_lamatic.client import DEFAULT_TIMEOUT, LamaticClient
+from langchain_lamatic.runnables import _reject_settings_beside_client
 from langchain_lamatic.tools import (
     DEFAULT_MAX_CONTENT_CHARS,
     DEFAULT_TOOL_ERROR_TYPES,
@@ -124,7 +125,7 @@ class LamaticToolkit(BaseToolkit):
     Args:
         definitions: the flows and agents, as ``LamaticToolDefinition`` or dicts of the
             manifest shape.
-        client: a shared client; when given, the connection settings must not be.
+        client: a shared client; when given, the connection settings must keep their defaults.
         max_content_chars: cap on each tool's content; ``None`` sends everything.
         tool_error_types: errors that reach the model as an error ``ToolMessage``.
 
@@ -151,7 +152,7 @@ class LamaticToolkit(BaseToolkit):
     bypass_cache: bool = False
     """Send ``X-Bypass-Cache: True`` so Lamatic skips its response cache."""
     client: LamaticClient | None = Field(default=None, exclude=True)
-    """A shared client; when given, the connection settings above must not be."""
+    """A shared client; when given, the connection settings above must keep their defaults."""
     poll_interval: float = Field(default=DEFAULT_POLL_INTERVAL, gt=0, allow_inf_nan=False)
     """Seconds between ``checkStatus`` polls while an async flow runs."""
     poll_deadline: float | None = Field(default=DEFAULT_POLL_DEADLINE, gt=0)
@@ -180,21 +181,7 @@ class LamaticToolkit(BaseToolkit):
     @model_validator(mode="after")
     def _build_tools(self) -> Self:
         if self.client is not None:
-            given = [
-                name
-                for name in ("endpoint", "project_id", "api_key", "access_token", "timeout")
-                if getattr(self, name) is not None
-            ]
-            # These have defaults, so only an explicit value conflicts; it would be ignored.
-            given += [
-                name
-                for name in ("max_retries", "allow_insecure_http", "bypass_cache")
-                if name in self.model_fields_set
-            ]
-            if given:
-                raise ValueError(
-                    f"Pass either client= or connection settings, not both (also got {given})."
-                )
+            _reject_settings_beside_client(self)
             self._client = self.client
         else:
             self._client = LamaticClient(

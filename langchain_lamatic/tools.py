@@ -62,7 +62,13 @@ from langchain_lamatic.errors import (
     LamaticExecutionError,
     LamaticResponseError,
 )
-from langchain_lamatic.runnables import LamaticAgent, LamaticFlow, _getenv, _LamaticRunnable
+from langchain_lamatic.runnables import (
+    LamaticAgent,
+    LamaticFlow,
+    _getenv,
+    _LamaticRunnable,
+    _reject_settings_beside_client,
+)
 from langchain_lamatic.schema import (
     model_from_input_names,
     payload_from_model,
@@ -326,7 +332,7 @@ class _LamaticTool(BaseTool):
     bypass_cache: bool = False
     """Send ``X-Bypass-Cache: True`` so Lamatic skips its response cache."""
     client: LamaticClient | None = Field(default=None, exclude=True)
-    """A shared client; when given, the connection settings above must not be."""
+    """A shared client; when given, the connection settings above must keep their defaults."""
     poll_interval: float = Field(default=DEFAULT_POLL_INTERVAL, gt=0, allow_inf_nan=False)
     """Seconds between ``checkStatus`` polls while an async flow runs; see ``LamaticFlow``."""
     poll_deadline: float | None = Field(default=DEFAULT_POLL_DEADLINE, gt=0)
@@ -461,21 +467,7 @@ class _LamaticTool(BaseTool):
     def _build_runnable(self) -> Self:
         target: dict[str, Any] = {self._id_field: self._target_id}
         if self.client is not None:
-            given = [
-                name
-                for name in ("endpoint", "project_id", "api_key", "access_token", "timeout")
-                if getattr(self, name) is not None
-            ]
-            # These have defaults, so only an explicit value conflicts; it would be ignored.
-            given += [
-                name
-                for name in ("max_retries", "allow_insecure_http", "bypass_cache")
-                if name in self.model_fields_set
-            ]
-            if given:
-                raise ValueError(
-                    f"Pass either client= or connection settings, not both (also got {given})."
-                )
+            _reject_settings_beside_client(self)
             self._runnable = self._runnable_class(
                 **target,
                 client=self.client,

@@ -773,3 +773,243 @@ def test_transport_setting_is_not_silently_dropped() -> None:
             api_key="lt-" + "a" * 24,
             async_transport=httpx.MockTransport(lambda request: httpx.Response(200)),
         )
+
+
+# --- Rebuilt by LangChain beside a shared client --------------------------------------------
+# configurable_fields rebuilds the runnable from every field of the original, so the
+# connection settings arrive again with their default values. Only a value that differs from
+# the default conflicts with client=, because the client would ignore it.
+
+from langchain_core.runnables import ConfigurableField  # noqa: E402
+
+CONNECTION_SETTINGS: list[dict[str, Any]] = [
+    {"timeout": 5},
+    {"max_retries": 5},
+    {"allow_insecure_http": True},
+    {"bypass_cache": True},
+]
+
+
+def _configured_output(key: str) -> Any:
+    return {"configurable": {"output": key}}
+
+
+def test_configurable_field_on_flow_with_client(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"summary": "short", "words": 1})
+    flow = _flow(lamatic).configurable_fields(output_key=ConfigurableField(id="output"))
+
+    output = flow.invoke({}, _configured_output("summary"))
+
+    assert output == "short"
+    assert len(lamatic.requests) == 1
+
+
+async def test_configurable_field_on_flow_with_client_async(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"summary": "short", "words": 1})
+    flow = _flow(lamatic).configurable_fields(output_key=ConfigurableField(id="output"))
+
+    output = await flow.ainvoke({}, _configured_output("words"))
+
+    assert output == 1
+    assert len(lamatic.requests) == 1
+
+
+def test_configurable_field_on_agent_with_client(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"reply": "hello", "trace": []})
+    agent = _agent(lamatic).configurable_fields(output_key=ConfigurableField(id="output"))
+
+    output = agent.invoke("hi", _configured_output("reply"))
+
+    assert output == "hello"
+    assert "executeAgent(" in lamatic.bodies()[0]["query"]
+
+
+async def test_configurable_field_on_agent_with_client_async(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"reply": "hello", "trace": []})
+    agent = _agent(lamatic).configurable_fields(output_key=ConfigurableField(id="output"))
+
+    output = await agent.ainvoke("hi", _configured_output("reply"))
+
+    assert output == "hello"
+    assert "executeAgent(" in lamatic.bodies()[0]["query"]
+
+
+def test_unset_configurable_field_keeps_flow(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"summary": "short"})
+    flow = _flow(lamatic).configurable_fields(output_key=ConfigurableField(id="output"))
+
+    assert flow.invoke({}) == {"summary": "short"}
+
+
+def test_rebuilt_flow_keeps_its_settings(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"summary": "short"})
+    flow = _flow(lamatic, flow_id="summariser", input_key="text").configurable_fields(
+        output_key=ConfigurableField(id="output")
+    )
+
+    flow.invoke("some text", _configured_output("summary"))
+
+    body = lamatic.bodies()[0]
+    assert body["variables"]["workflowId"] == "summariser"
+    assert body["variables"]["payload"] == {"text": "some text"}
+
+
+def test_configured_retries_beside_client_rejected(lamatic: MockLamatic) -> None:
+    flow = _flow(lamatic).configurable_fields(max_retries=ConfigurableField(id="retries"))
+
+    with pytest.raises(ValueError, match=r"not both \(also got \['max_retries'\]\)"):
+        flow.invoke({}, {"configurable": {"retries": 5}})
+    assert lamatic.requests == []
+
+
+async def test_configured_cache_beside_client_rejected_async(
+    lamatic: MockLamatic,
+) -> None:
+    agent = _agent(lamatic).configurable_fields(bypass_cache=ConfigurableField(id="fresh"))
+
+    with pytest.raises(ValueError, match=r"not both \(also got \['bypass_cache'\]\)"):
+        await agent.ainvoke("hi", {"configurable": {"fresh": True}})
+    assert lamatic.requests == []
+
+
+def test_configurable_alternatives_on_flows_with_client(lamatic: MockLamatic) -> None:
+    client = lamatic.client(max_retries=0)
+    flow = LamaticFlow(flow_id="summariser", client=client).configurable_alternatives(
+        ConfigurableField(id="flow"),
+        default_key="summariser",
+        digest=LamaticFlow(flow_id="digest", client=client),
+    )
+
+    flow.invoke({}, {"configurable": {"flow": "digest"}})
+    flow.invoke({})
+
+    flow_ids = [body["variables"]["workflowId"] for body in lamatic.bodies()]
+    assert flow_ids == ["digest", "summariser"]
+
+
+async def test_alternatives_with_configurable_fields_async(
+    lamatic: MockLamatic,
+) -> None:
+    lamatic.default = lamatic.success({"reply": "hello", "trace": []})
+    client = lamatic.client(max_retries=0)
+    runnable = (
+        LamaticFlow(flow_id="summariser", client=client)
+        .configurable_fields(output_key=ConfigurableField(id="output"))
+        .configurable_alternatives(
+            ConfigurableField(id="target"),
+            default_key="flow",
+            agent=LamaticAgent(agent_id="agent-1", client=client),
+        )
+    )
+
+    flow_output = await runnable.ainvoke({}, {"configurable": {"output": "reply"}})
+    agent_output = await runnable.ainvoke("hi", {"configurable": {"target": "agent"}})
+
+    assert flow_output == "hello"
+    assert agent_output == {"reply": "hello", "trace": []}
+    assert "executeAgent(" in lamatic.bodies()[1]["query"]
+
+
+def test_with_config_on_configurable_flow(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"summary": "short", "words": 1})
+    flow = (
+        _flow(lamatic)
+        .configurable_fields(output_key=ConfigurableField(id="output"))
+        .with_config(configurable={"output": "summary"}, run_name="summarise")
+    )
+
+    assert flow.invoke({}) == "short"
+
+
+async def test_with_config_on_configurable_agent_async(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"reply": "hello", "trace": []})
+    agent = (
+        _agent(lamatic)
+        .configurable_fields(output_key=ConfigurableField(id="output"))
+        .with_config(configurable={"output": "reply"})
+    )
+
+    assert await agent.ainvoke("hi") == "hello"
+
+
+def test_model_copy_of_flow_keeps_the_client(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"summary": "short"})
+    flow = _flow(lamatic)
+
+    copy = flow.model_copy(update={"output_key": "summary"})
+
+    assert copy.lamatic_client is flow.lamatic_client
+    assert copy.invoke({}) == "short"
+
+
+async def test_model_copy_of_agent_keeps_the_client_async(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"reply": "hello"})
+    agent = _agent(lamatic)
+
+    copy = agent.model_copy(update={"output_key": "reply"})
+
+    assert copy.lamatic_client is agent.lamatic_client
+    assert await copy.ainvoke("hi") == "hello"
+
+
+RUNNABLE_CLASSES = [(LamaticFlow, "flow_id"), (LamaticAgent, "agent_id")]
+
+
+@pytest.mark.parametrize(("runnable_class", "id_field"), RUNNABLE_CLASSES)
+def test_rebuild_beside_client_is_accepted(
+    lamatic: MockLamatic, runnable_class: type[LamaticFlow | LamaticAgent], id_field: str
+) -> None:
+    # The same call that configurable_fields makes: every field, defaults included.
+    client = lamatic.client()
+    original = runnable_class(**{id_field: "target-1"}, client=client)
+    fields = {
+        name: value
+        for name, value in original.__dict__.items()
+        if name in type(original).model_fields
+    }
+
+    rebuilt = runnable_class(**fields)
+
+    assert rebuilt.lamatic_client is client
+    assert set(rebuilt.model_fields_set) >= {"timeout", "max_retries", "bypass_cache"}
+
+
+def test_default_settings_beside_client_are_accepted(lamatic: MockLamatic) -> None:
+    client = lamatic.client()
+
+    flow = LamaticFlow(
+        flow_id="flow-1",
+        client=client,
+        endpoint=None,
+        timeout=None,
+        max_retries=2,
+        allow_insecure_http=False,
+        bypass_cache=False,
+    )
+
+    assert flow.lamatic_client is client
+
+
+@pytest.mark.parametrize("setting", CONNECTION_SETTINGS)
+@pytest.mark.parametrize(("runnable_class", "id_field"), RUNNABLE_CLASSES)
+def test_conflicting_setting_is_named(
+    lamatic: MockLamatic,
+    runnable_class: type[LamaticFlow | LamaticAgent],
+    id_field: str,
+    setting: dict[str, Any],
+) -> None:
+    (name,) = setting
+    with pytest.raises(ValueError, match=rf"not both \(also got \['{name}'\]\)"):
+        runnable_class(**{id_field: "target-1"}, client=lamatic.client(), **setting)
+
+
+def test_every_conflicting_setting_is_named(lamatic: MockLamatic) -> None:
+    with pytest.raises(ValueError, match="not both") as caught:
+        LamaticFlow(
+            flow_id="flow-1",
+            client=lamatic.client(),
+            project_id="other",
+            timeout=5,
+            bypass_cache=True,
+        )
+    assert "['project_id', 'timeout', 'bypass_cache']" in str(caught.value)

@@ -1159,3 +1159,242 @@ def test_tool_rejects_a_misspelled_setting(lamatic: MockLamatic) -> None:
             client=lamatic.client(),
             output_kye="plan",
         )
+
+
+# --- Rebuilt by LangChain beside a shared client --------------------------------------------
+# configurable_fields rebuilds a tool from every field of the original, so the connection
+# settings arrive again with their default values. Only a value that differs from the default
+# conflicts with client=, because the client would ignore it.
+
+from langchain_core.runnables import ConfigurableField  # noqa: E402
+
+from langchain_lamatic.toolkit import LamaticToolkit  # noqa: E402
+
+TOOL_CLASSES = [(LamaticFlowTool, "flow_id"), (LamaticAgentTool, "agent_id")]
+CONNECTION_SETTINGS: list[dict[str, Any]] = [
+    {"endpoint": "https://other.lamatic.dev/graphql"},
+    {"project_id": "other-project"},
+    {"timeout": 5},
+    {"max_retries": 5},
+    {"allow_insecure_http": True},
+    {"bypass_cache": True},
+]
+SUMMARY_RESULT = {"summary": "short", "words": 1}
+
+
+def _configured_output(key: str) -> Any:
+    return {"configurable": {"output": key}}
+
+
+def test_configurable_field_on_flow_tool_with_client(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success(SUMMARY_RESULT)
+    tool = plan_trip(lamatic).configurable_fields(output_key=ConfigurableField(id="output"))
+
+    message = tool.invoke(tool_call(PLAN_TRIP_ARGS), _configured_output("summary"))
+
+    assert message.content == "short"
+    assert message.artifact == SUMMARY_RESULT
+    assert sent_payloads(lamatic) == [PLAN_TRIP_ARGS]
+
+
+async def test_configurable_field_on_flow_tool_with_client_async(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success(SUMMARY_RESULT)
+    tool = plan_trip(lamatic).configurable_fields(output_key=ConfigurableField(id="output"))
+
+    content = await tool.ainvoke(PLAN_TRIP_ARGS, _configured_output("words"))
+
+    assert content == "1"
+    assert sent_payloads(lamatic) == [PLAN_TRIP_ARGS]
+
+
+def test_configurable_field_on_agent_tool_with_client(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"reply": "hello", "trace": []})
+    tool = LamaticAgentTool(agent_id="helper", client=lamatic.client(max_retries=0))
+    configurable = tool.configurable_fields(output_key=ConfigurableField(id="output"))
+
+    content = configurable.invoke({"prompt": "hi"}, _configured_output("reply"))
+
+    assert content == "hello"
+    assert "executeAgent(" in lamatic.bodies()[0]["query"]
+
+
+async def test_configurable_field_on_agent_tool_with_client_async(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"reply": "hello", "trace": []})
+    tool = LamaticAgentTool(agent_id="helper", client=lamatic.client(max_retries=0))
+    configurable = tool.configurable_fields(output_key=ConfigurableField(id="output"))
+
+    content = await configurable.ainvoke({"prompt": "hi"}, _configured_output("reply"))
+
+    assert content == "hello"
+    assert "executeAgent(" in lamatic.bodies()[0]["query"]
+
+
+def test_tool_configured_timeout_rejected(
+    lamatic: MockLamatic,
+) -> None:
+    tool = plan_trip(lamatic).configurable_fields(timeout=ConfigurableField(id="timeout"))
+
+    with pytest.raises(ValueError, match=r"not both \(also got \['timeout'\]\)"):
+        tool.invoke(PLAN_TRIP_ARGS, {"configurable": {"timeout": 5.0}})
+    assert lamatic.requests == []
+
+
+async def test_tool_configured_retries_rejected_async(
+    lamatic: MockLamatic,
+) -> None:
+    tool = plan_trip(lamatic).configurable_fields(max_retries=ConfigurableField(id="retries"))
+
+    with pytest.raises(ValueError, match=r"not both \(also got \['max_retries'\]\)"):
+        await tool.ainvoke(PLAN_TRIP_ARGS, {"configurable": {"retries": 4}})
+    assert lamatic.requests == []
+
+
+def test_configurable_alternatives_on_tools(lamatic: MockLamatic) -> None:
+    client = lamatic.client(max_retries=0)
+    tool = LamaticFlowTool(
+        flow_id="plan-trip", args_schema=PLAN_TRIP_SCHEMA, client=client
+    ).configurable_alternatives(
+        ConfigurableField(id="planner"),
+        default_key="plan-trip",
+        backup=LamaticFlowTool(flow_id="plan-trip-v2", args_schema=PLAN_TRIP_SCHEMA, client=client),
+    )
+
+    tool.invoke(PLAN_TRIP_ARGS, {"configurable": {"planner": "backup"}})
+    tool.invoke(PLAN_TRIP_ARGS)
+
+    flow_ids = [body["variables"]["workflowId"] for body in lamatic.bodies()]
+    assert flow_ids == ["plan-trip-v2", "plan-trip"]
+
+
+async def test_tool_alternatives_with_fields_async(
+    lamatic: MockLamatic,
+) -> None:
+    lamatic.default = lamatic.success(SUMMARY_RESULT)
+    client = lamatic.client(max_retries=0)
+    tool = (
+        LamaticFlowTool(flow_id="plan-trip", args_schema=PLAN_TRIP_SCHEMA, client=client)
+        .configurable_fields(output_key=ConfigurableField(id="output"))
+        .configurable_alternatives(
+            ConfigurableField(id="planner"),
+            default_key="plan-trip",
+            agent=LamaticAgentTool(agent_id="planner-agent", client=client),
+        )
+    )
+
+    flow_content = await tool.ainvoke(PLAN_TRIP_ARGS, _configured_output("summary"))
+    agent_content = await tool.ainvoke(
+        {"prompt": "plan it"}, {"configurable": {"planner": "agent"}}
+    )
+
+    assert flow_content == "short"
+    assert json.loads(agent_content) == SUMMARY_RESULT
+    assert "executeAgent(" in lamatic.bodies()[1]["query"]
+
+
+def test_with_config_on_configurable_tool(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success(SUMMARY_RESULT)
+    tool = (
+        plan_trip(lamatic)
+        .configurable_fields(output_key=ConfigurableField(id="output"))
+        .with_config(configurable={"output": "summary"}, run_name="plan")
+    )
+
+    assert tool.invoke(PLAN_TRIP_ARGS) == "short"
+
+
+async def test_with_config_on_configurable_tool_async(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success(SUMMARY_RESULT)
+    tool = (
+        plan_trip(lamatic)
+        .configurable_fields(output_key=ConfigurableField(id="output"))
+        .with_config(configurable={"output": "summary"})
+    )
+
+    assert await tool.ainvoke(PLAN_TRIP_ARGS) == "short"
+
+
+def test_tool_copy_keeps_client(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success(SUMMARY_RESULT)
+    tool = plan_trip(lamatic)
+
+    copy = tool.model_copy(update={"name": "plan_trip_copy"})
+
+    assert copy.lamatic_client is tool.lamatic_client
+    assert json.loads(copy.invoke(PLAN_TRIP_ARGS)) == SUMMARY_RESULT
+
+
+async def test_agent_tool_copy_keeps_client_async(lamatic: MockLamatic) -> None:
+    lamatic.default = lamatic.success({"reply": "hello"})
+    tool = LamaticAgentTool(agent_id="helper", client=lamatic.client(max_retries=0))
+
+    copy = tool.model_copy(update={"description": "Ask the helper agent."})
+
+    assert copy.lamatic_client is tool.lamatic_client
+    assert json.loads(await copy.ainvoke({"prompt": "hi"})) == {"reply": "hello"}
+
+
+@pytest.mark.parametrize(("tool_class", "id_field"), TOOL_CLASSES)
+def test_tool_rebuild_beside_client_accepted(
+    lamatic: MockLamatic, tool_class: type[LamaticFlowTool | LamaticAgentTool], id_field: str
+) -> None:
+    # The same call that configurable_fields makes: every field, defaults included.
+    client = lamatic.client()
+    original = tool_class(**{id_field: "target-1"}, client=client)
+    fields = {
+        name: value
+        for name, value in original.__dict__.items()
+        if name in type(original).model_fields
+    }
+
+    rebuilt = tool_class(**fields)
+
+    assert rebuilt.lamatic_client is client
+    assert rebuilt.name == original.name
+
+
+@pytest.mark.parametrize("setting", CONNECTION_SETTINGS)
+@pytest.mark.parametrize(("tool_class", "id_field"), TOOL_CLASSES)
+def test_tool_conflicting_setting_is_named(
+    lamatic: MockLamatic,
+    tool_class: type[LamaticFlowTool | LamaticAgentTool],
+    id_field: str,
+    setting: dict[str, Any],
+) -> None:
+    (name,) = setting
+    with pytest.raises(ValueError, match=rf"not both \(also got \['{name}'\]\)"):
+        tool_class(**{id_field: "target-1"}, client=lamatic.client(), **setting)
+
+
+def test_toolkit_rebuild_beside_client_accepted(lamatic: MockLamatic) -> None:
+    client = lamatic.client()
+    toolkit = LamaticToolkit(definitions=[{"kind": "flow", "id": "plan-trip"}], client=client)
+    fields = {
+        name: value
+        for name, value in toolkit.__dict__.items()
+        if name in type(toolkit).model_fields
+    }
+
+    rebuilt = LamaticToolkit(**fields)
+
+    assert rebuilt.lamatic_client is client
+    assert [tool.name for tool in rebuilt.get_tools()] == ["plan-trip"]
+
+
+def test_toolkit_model_copy_keeps_the_client(lamatic: MockLamatic) -> None:
+    client = lamatic.client()
+    toolkit = LamaticToolkit(definitions=[{"kind": "flow", "id": "plan-trip"}], client=client)
+
+    copy = toolkit.model_copy()
+
+    assert copy.lamatic_client is client
+
+
+@pytest.mark.parametrize("setting", CONNECTION_SETTINGS)
+def test_toolkit_conflicting_setting_is_named(
+    lamatic: MockLamatic, setting: dict[str, Any]
+) -> None:
+    (name,) = setting
+    with pytest.raises(ValueError, match=rf"not both \(also got \['{name}'\]\)"):
+        LamaticToolkit(
+            definitions=[{"kind": "flow", "id": "plan-trip"}], client=lamatic.client(), **setting
+        )
