@@ -31,6 +31,7 @@ import select
 import ssl
 import sys
 import time
+import weakref
 from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, NamedTuple
@@ -39,11 +40,10 @@ import httpx
 
 logger = logging.getLogger(__name__)
 
-# A response head larger than this is rejected as malformed. httpcore 1.0 allows 100 KiB
-# and h11 16 KiB by default.
-MAX_HEAD_BYTES: Final = 64 * 1024
+# A response head larger than this is rejected as malformed, as httpcore 1.0 does.
+MAX_HEAD_BYTES: Final = 100 * 1024
 # The maximum length of a line in a chunked body: a chunk size with extensions, or a trailer.
-MAX_LINE_BYTES: Final = 8 * 1024
+MAX_LINE_BYTES: Final = 100 * 1024
 # Reading pauses while this many received bytes wait for the caller, and resumes below a
 # quarter of it, so a slow reader of a large body does not buffer it all.
 READ_HIGH_WATER: Final = 256 * 1024
@@ -51,11 +51,17 @@ READ_CHUNK: Final = 64 * 1024
 
 _DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 _TOKEN: Final = re.compile(rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]+")
+# The end of a response head: a blank line, with CR LF or, leniently, bare LF line ends
+# (RFC 9112 section 2.2 lets a recipient accept a bare LF, and h11 does).
+_HEAD_END: Final = re.compile(rb"\r?\n\r?\n")
+_LINE_END: Final = re.compile(rb"\r?\n")
 _FORBIDDEN_IN_VALUES: Final = re.compile(rb"[\r\n\x00]")
 # A reason phrase: tabs, spaces, visible ASCII and obsolete non-ASCII text (RFC 9112).
 _REASON: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
 
 Origin = tuple[str, str, int]
+
+_HAS_POLL: Final = hasattr(select, "poll")
 
 # How a response body ends.
 _EMPTY: Final = 0
@@ -70,16 +76,27 @@ def _is_stock(function: object, module_prefix: str) -> bool:
     A patch is a mock object, a function from another module, or a wrapper made with
     ``functools.wraps``, which keeps the module name but adds ``__wrapped__``.
     """
+    # A function made by mock's autospec has no module name.
+    module = getattr(function, "__module__", None) or ""
     return (
         inspect.isfunction(function)
-        and function.__module__.startswith(module_prefix)
+        and module.startswith(module_prefix)
         and not hasattr(function, "__wrapped__")
     )
 
 
 def is_mocking_active() -> bool:
-    """Return whether httpx's or httpcore's async transport has been patched by a mock."""
-    if not _is_stock(httpx.AsyncHTTPTransport.handle_async_request, "httpx."):
+    """Return whether a mock has patched httpx's async client or transport, or httpcore's pool.
+
+    A patch of ``AsyncClient.send`` counts too, so that the client's direct path, which skips
+    ``send``, is not taken while a test replaces it.
+    """
+    patched_httpx = (
+        httpx.AsyncHTTPTransport.handle_async_request,
+        httpx.AsyncClient.send,
+        getattr(httpx.AsyncClient, "_send_single_request", None),
+    )
+    if not all(_is_stock(function, "httpx.") for function in patched_httpx):
         return True
     httpcore = sys.modules.get("httpcore")
     if httpcore is None:
@@ -130,7 +147,11 @@ class _Connection(asyncio.Protocol):
     ) -> None:
         self.loop = loop
         self.origin = origin
-        self._on_lost = on_lost
+        # A pool's method is held weakly, so that connections registered with the event loop
+        # do not keep an abandoned pool alive; its finalizer then closes them.
+        self._on_lost: Callable[[], Callable[[_Connection], None] | None] = (
+            weakref.WeakMethod(on_lost) if inspect.ismethod(on_lost) else lambda: on_lost
+        )
         self.transport: asyncio.Transport | None = None
         self.fileno = -1
         self.idle_since = 0.0
@@ -142,6 +163,7 @@ class _Connection(asyncio.Protocol):
         self._lost_error: BaseException | None = None
         self._reading_paused = False
         self._writing_paused = False
+        self._tls = False
         # The future that a read or a drain waits on: True when something arrives, False
         # when its timer fires.
         self._waiter: asyncio.Future[bool] | None = None
@@ -151,6 +173,7 @@ class _Connection(asyncio.Protocol):
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)  # noqa: S101 - stream sockets only
         self.transport = transport
+        self._tls = transport.get_extra_info("sslcontext") is not None
         sock = transport.get_extra_info("socket")
         if sock is not None:
             self.fileno = sock.fileno()
@@ -166,15 +189,21 @@ class _Connection(asyncio.Protocol):
     def eof_received(self) -> bool:
         self._eof = True
         self._wake()
-        # False lets the transport close itself: a response never continues after EOF.
-        return False
+        # While a request is in progress, True keeps our side open, so that its body can be
+        # written to the end and a response sent before the server closed (413, say) can be
+        # read. The pool closes the connection afterwards, because EOF makes it not reusable.
+        # An idle connection closes at once. asyncio's TLS transport cannot stay half-open and
+        # logs a warning when asked to.
+        return self.in_use and not self._tls
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._eof = True
         self._lost = True
         self._lost_error = exc
         self._wake()
-        self._on_lost(self)
+        on_lost = self._on_lost()
+        if on_lost is not None:
+            on_lost(self)
 
     def pause_writing(self) -> None:
         self._writing_paused = True
@@ -212,9 +241,13 @@ class _Connection(asyncio.Protocol):
             return False
         if self.fileno < 0:
             return True
-        poller = select.poll()
-        poller.register(self.fileno, select.POLLIN)
-        return not poller.poll(0)
+        if _HAS_POLL:
+            poller = select.poll()
+            poller.register(self.fileno, select.POLLIN)
+            return not poller.poll(0)
+        # Windows has no poll(); select() works on its sockets.
+        readable, _, _ = select.select([self.fileno], [], [], 0)
+        return not readable
 
     def close(self) -> None:
         transport = self.transport
@@ -277,9 +310,8 @@ class _Connection(asyncio.Protocol):
         while self._writing_paused and not self._lost:
             await self._wait(timeout, lambda: httpx.WriteTimeout("Timed out sending the request"))
         if self._lost:
-            raise httpx.WriteError(
-                f"The connection was lost while sending the request: {self._lost_error}"
-            )
+            reason = f": {self._lost_error}" if self._lost_error is not None else ""
+            raise httpx.WriteError(f"The connection was lost while sending the request{reason}")
 
     # Reading
 
@@ -287,14 +319,14 @@ class _Connection(asyncio.Protocol):
         """Return the next response head, without its final blank line."""
         searched = 0
         while True:
-            end = self._buffer.find(b"\r\n\r\n", max(0, searched - 3))
+            found = _HEAD_END.search(self._buffer, max(0, searched - 3))
+            end = -1 if found is None else found.start()
             if end > MAX_HEAD_BYTES or (end < 0 and len(self._buffer) > MAX_HEAD_BYTES):
                 raise httpx.RemoteProtocolError(
                     f"The response head is longer than {MAX_HEAD_BYTES} bytes"
                 )
-            if end >= 0:
-                head = self._take(end + 4)
-                return head[:-4]
+            if found is not None:
+                return self._take(found.end())[:end]
             searched = len(self._buffer)
             if self._eof:
                 if not self._buffer:
@@ -305,15 +337,16 @@ class _Connection(asyncio.Protocol):
             await self._wait(timeout, _read_timeout)
 
     async def read_line(self, timeout: float | None) -> bytes:
-        """Return the next CRLF-terminated line of a chunked body, without the CRLF."""
+        """Return the next line of a chunked body, without its CR LF or bare LF."""
         while True:
-            end = self._buffer.find(b"\r\n")
+            end = self._buffer.find(b"\n")
             if end >= 0:
                 if end > MAX_LINE_BYTES:
                     raise httpx.RemoteProtocolError(
                         f"A line of the chunked body is longer than {MAX_LINE_BYTES} bytes"
                     )
-                return self._take(end + 2)[:-2]
+                line = self._take(end + 1)[:-1]
+                return line[:-1] if line.endswith(b"\r") else line
             if len(self._buffer) > MAX_LINE_BYTES:
                 raise httpx.RemoteProtocolError(
                     f"A line of the chunked body is longer than {MAX_LINE_BYTES} bytes"
@@ -348,31 +381,49 @@ def _read_timeout() -> Exception:
 
 
 def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]]]:
-    """Split a response head into status code, reason phrase, HTTP version and headers."""
-    lines = head.split(b"\r\n")
-    status_line = lines[0]
-    parts = status_line.split(b" ", 2)
+    """Split a response head into status code, reason phrase, HTTP version and headers.
+
+    Error messages quote no bytes of the head: a server or proxy may echo a credential into
+    it, shortened past what redaction can recognise.
+    """
+    lines = _LINE_END.split(head)
+    parts = lines[0].split(b" ", 2)
     if (
         len(parts) < 2
         or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0")
         or len(parts[1]) != 3
         or not parts[1].isdigit()
+        or not _REASON.fullmatch(parts[2] if len(parts) == 3 else b"")
     ):
-        raise httpx.RemoteProtocolError(f"Malformed response status line: {status_line[:100]!r}")
-    reason = parts[2] if len(parts) == 3 else b""
-    if not _REASON.fullmatch(reason):
-        raise httpx.RemoteProtocolError(f"Malformed response status line: {status_line[:100]!r}")
+        raise httpx.RemoteProtocolError(
+            "Malformed response status line: expected 'HTTP/1.1', a 3-digit status code "
+            f"and a reason phrase, got {len(lines[0])} bytes that are not"
+        )
     headers: list[tuple[bytes, bytes]] = []
-    for line in lines[1:]:
-        name, colon, value = line.partition(b":")
-        if not colon or not _TOKEN.fullmatch(name):
-            # Also rejects obsolete line folding, whose continuation lines start with a space.
-            raise httpx.RemoteProtocolError(f"Malformed response header line: {line[:100]!r}")
-        value = value.strip(b" \t")
+    for number, line in enumerate(lines[1:], start=2):
+        if line[:1] in (b" ", b"\t") and headers:
+            # Obsolete line folding continues the previous value; RFC 9112 section 5.2 lets
+            # a recipient replace the fold with a space.
+            name, value = headers[-1]
+            value = (value + b" " + line.strip(b" \t")).strip(b" \t")
+        else:
+            name, colon, value = line.partition(b":")
+            if not colon or not _TOKEN.fullmatch(name):
+                raise httpx.RemoteProtocolError(
+                    f"Malformed response header on line {number} of the response head"
+                )
+            value = value.strip(b" \t")
+            headers.append((name, value))
         if _FORBIDDEN_IN_VALUES.search(value):
-            raise httpx.RemoteProtocolError(f"Malformed response header value for {name!r}")
-        headers.append((name, value))
-    return int(parts[1]), reason, parts[0], headers
+            # The name is not quoted either: a token can spell a credential.
+            raise httpx.RemoteProtocolError(
+                f"The response header on line {number} contains a CR or NUL byte"
+            )
+        headers[-1] = (name, value)
+    status = int(parts[1])
+    if status < 100:
+        raise httpx.RemoteProtocolError(f"Invalid response status code {status}")
+    return status, parts[2] if len(parts) == 3 else b"", parts[0], headers
 
 
 def _tokens(headers: list[tuple[bytes, bytes]], name: bytes) -> list[bytes]:
@@ -389,7 +440,8 @@ def _body_framing(
 ) -> tuple[int, int, bool]:
     """Return how the body ends, its length when known, and whether the connection stays open.
 
-    Follows RFC 9112 section 6.3 for responses.
+    Follows RFC 9112 section 6.3 for responses, and rejects transfer codings other than a
+    single ``chunked``, as h11 does.
     """
     connection = _tokens(headers, b"connection")
     keep_alive = version == b"HTTP/1.1" and b"close" not in connection
@@ -397,30 +449,35 @@ def _body_framing(
         return _EMPTY, 0, keep_alive
     transfer_encoding = _tokens(headers, b"transfer-encoding")
     if transfer_encoding:
-        if version != b"HTTP/1.1":
-            raise httpx.RemoteProtocolError("An HTTP/1.0 response cannot use Transfer-Encoding")
+        if transfer_encoding != [b"chunked"]:
+            raise httpx.RemoteProtocolError(
+                "Unsupported Transfer-Encoding in the response; only 'chunked' is supported"
+            )
         # A Content-Length next to Transfer-Encoding is ignored, and the connection is not
         # reused, because the two could be a request smuggling attempt.
         keep_alive = keep_alive and not _tokens(headers, b"content-length")
-        if transfer_encoding[-1] == b"chunked":
-            return _CHUNKED, 0, keep_alive
-        return _UNTIL_CLOSE, 0, False
+        return _CHUNKED, 0, keep_alive
     lengths = set(_tokens(headers, b"content-length"))
     if not lengths:
         return _UNTIL_CLOSE, 0, False
     if len(lengths) > 1:
-        raise httpx.RemoteProtocolError(f"Conflicting Content-Length values: {sorted(lengths)}")
+        raise httpx.RemoteProtocolError(
+            f"The response has {len(lengths)} different Content-Length values"
+        )
     (length,) = lengths
     if not length.isdigit() or len(length) > 18:
-        raise httpx.RemoteProtocolError(f"Invalid Content-Length: {length[:30]!r}")
+        raise httpx.RemoteProtocolError("The response's Content-Length is not a whole number")
     size = int(length)
     return (_LENGTH if size else _EMPTY), size, keep_alive
 
 
 def _chunk_size(line: bytes) -> int:
-    size = line.split(b";", 1)[0].strip(b" \t")
+    # Whitespace may follow the size but not precede it, as in h11.
+    size = line.split(b";", 1)[0].rstrip(b" \t")
     if not size or len(size) > 16 or size.strip(b"0123456789abcdefABCDEF"):
-        raise httpx.RemoteProtocolError(f"Invalid chunk size line: {line[:40]!r}")
+        raise httpx.RemoteProtocolError(
+            "Invalid chunk size line in the response body: expected a hexadecimal size"
+        )
     return int(size, 16)
 
 
@@ -566,6 +623,13 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
         self._waiters: deque[asyncio.Future[bool]] = deque()
         self._closed = False
         self._stock: httpx.AsyncHTTPTransport | None = None
+        # The timer that closes idle connections once they expire, armed while any are idle.
+        self._sweep: asyncio.TimerHandle | None = None
+        # A pool dropped without aclose() closes its connections when it is collected. Only
+        # the connection set is captured, because the loop's selector keeps the connections
+        # alive and they must not keep the pool alive.
+        finalizer = weakref.finalize(self, _close_abandoned, self._connections)
+        finalizer.atexit = False
 
     def __repr__(self) -> str:
         return (
@@ -718,18 +782,29 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
         streamed: httpx.Request | None,
         timeouts: _Timeouts,
     ) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes]], _ResponseStream]:
-        if body is not None:
-            await connection.write(head + body, timeouts.write)
-        else:
-            assert streamed is not None  # noqa: S101 - a request without content has a stream
-            await connection.write(head, timeouts.write)
-            chunked = b"chunked" in _tokens(request_headers, b"transfer-encoding")
-            await self._write_streamed_body(connection, streamed, chunked, timeouts.write)
+        write_error: httpx.WriteError | None = None
+        try:
+            if body is not None:
+                await connection.write(head + body, timeouts.write)
+            else:
+                assert streamed is not None  # noqa: S101 - a request without content has a stream
+                await connection.write(head, timeouts.write)
+                chunked = b"chunked" in _tokens(request_headers, b"transfer-encoding")
+                await self._write_streamed_body(connection, streamed, chunked, timeouts.write)
+        except httpx.WriteError as error:
+            # A server may respond before reading the whole body (413 Payload Too Large, say)
+            # and close the connection. Its response is read, as httpcore does, and the write
+            # error is raised only when there is none.
+            write_error = error
 
         while True:
-            status, reason, version, headers = _parse_head(
-                await connection.read_head(timeouts.read)
-            )
+            try:
+                received = await connection.read_head(timeouts.read)
+            except httpx.TransportError:
+                if write_error is not None:
+                    raise write_error from None
+                raise
+            status, reason, version, headers = _parse_head(received)
             if status == 101:
                 raise httpx.RemoteProtocolError(
                     "The server switched protocols, which is not supported"
@@ -737,11 +812,9 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
             # Informational responses (100 Continue, 103 Early Hints) precede the real one.
             if status >= 200:
                 break
-            if status < 100:
-                raise httpx.RemoteProtocolError(f"Invalid response status code {status}")
 
         framing, length, keep_alive = _body_framing(method, status, version, headers)
-        if b"close" in _tokens(request_headers, b"connection"):
+        if write_error is not None or b"close" in _tokens(request_headers, b"connection"):
             keep_alive = False
         stream = _ResponseStream(self, connection, framing, length, keep_alive, timeouts.read)
         return status, reason, version, headers, stream
@@ -759,6 +832,10 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
             if chunked:
                 part = b"%x\r\n%b\r\n" % (len(part), part)
             await connection.write(part, timeout)
+            # write() returns without yielding while the socket takes the bytes. Yielding here
+            # lets the loop read a response that arrives during a long upload, and lets other
+            # tasks run.
+            await asyncio.sleep(0)
         if chunked:
             await connection.write(b"0\r\n\r\n", timeout)
 
@@ -817,6 +894,8 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
             connection.idle_since = time.monotonic()
             self._idle.setdefault(connection.origin, []).append(connection)
             self._idle_count += 1
+            if self._sweep is None:
+                self._arm_sweep(self.keepalive_expiry)
         else:
             self._discard(connection)
         self._release_slot()
@@ -848,6 +927,25 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
                 return connection
             self._discard(connection)
         return None
+
+    def _arm_sweep(self, delay: float) -> None:
+        assert self._loop is not None  # noqa: S101 - set by the first request
+        self._sweep = self._loop.call_later(delay, _sweep_idle, weakref.ref(self))
+
+    def _close_expired(self) -> None:
+        """Close the idle connections older than ``keepalive_expiry``, and re-arm the timer."""
+        self._sweep = None
+        now = time.monotonic()
+        oldest_allowed = now - self.keepalive_expiry
+        oldest_left: float | None = None
+        for stack in self._idle.values():
+            while stack and stack[0].idle_since < oldest_allowed:
+                self._idle_count -= 1
+                self._discard(stack.pop(0))
+            if stack and (oldest_left is None or stack[0].idle_since < oldest_left):
+                oldest_left = stack[0].idle_since
+        if oldest_left is not None and not self._closed:
+            self._arm_sweep(max(oldest_left + self.keepalive_expiry - now, 0.0))
 
     def _make_room(self) -> None:
         """Close the longest idle connections until a new one fits under the limit."""
@@ -927,6 +1025,9 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
     async def aclose(self) -> None:
         """Close every connection. Requests still waiting for a slot raise RuntimeError."""
         self._closed = True
+        if self._sweep is not None:
+            self._sweep.cancel()
+            self._sweep = None
         for connection in list(self._connections):
             self._discard(connection)
         self._idle.clear()
@@ -955,6 +1056,29 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
         self._connections.clear()
         self._idle.clear()
         self._idle_count = 0
+
+
+def _sweep_idle(pool_ref: weakref.ref[AsyncHTTP11Transport]) -> None:
+    pool = pool_ref()
+    if pool is not None:
+        pool._close_expired()
+
+
+def _close_abandoned(connections: set[_Connection]) -> None:
+    """Close the connections of a pool that was collected without ``aclose()``.
+
+    The collection may run in any thread, so each close is handed to its connection's loop.
+    """
+    for connection in list(connections):
+        loop = connection.loop
+        if loop.is_closed():
+            with contextlib.suppress(OSError):
+                connection.close_socket_now()
+            continue
+        with contextlib.suppress(RuntimeError):
+            # The loop may close between the check and this call.
+            loop.call_soon_threadsafe(connection.close)
+    connections.clear()
 
 
 def _abandon(opening: asyncio.Task[Any]) -> None:

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import http.cookiejar
 import inspect
 import json
 import logging
 import re
 import threading
 import time
+import urllib.request
 import weakref
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
@@ -454,6 +456,7 @@ class LamaticClient:
                     self._sync_client = httpx.Client(
                         transport=self._transport,
                         limits=self._limits(),
+                        cookies=_cookie_jar_that_stores_nothing(),
                         follow_redirects=False,
                         trust_env=True,
                     )
@@ -469,7 +472,9 @@ class LamaticClient:
             with self._lock:
                 self._forget_closed_loops()
                 transport = self._async_transport
-                if transport is None:
+                # httpx applies proxies from the environment only to a client without a
+                # transport of its own, so with a proxy configured its stock transport is used.
+                if transport is None and not _environment_has_proxy():
                     transport = AsyncHTTP11Transport(
                         max_connections=self.max_connections,
                         keepalive_expiry=KEEPALIVE_EXPIRY,
@@ -478,6 +483,7 @@ class LamaticClient:
                 client = httpx.AsyncClient(
                     transport=transport,
                     limits=self._limits(),
+                    cookies=_cookie_jar_that_stores_nothing(),
                     follow_redirects=False,
                     trust_env=True,
                 )
@@ -1592,6 +1598,24 @@ class LamaticClient:
         if inspect.isawaitable(token):
             token = await token
         return _check_provided_token(token)
+
+
+def _environment_has_proxy() -> bool:
+    """Return whether httpx would read an HTTP proxy from the environment or the system.
+
+    httpx reads ``urllib.request.getproxies()`` for these three schemes.
+    """
+    proxies = urllib.request.getproxies()
+    return any(proxies.get(scheme) for scheme in ("http", "https", "all"))
+
+
+def _cookie_jar_that_stores_nothing() -> http.cookiejar.CookieJar:
+    """Return a cookie jar whose policy rejects every cookie.
+
+    The clients keep no state between calls: a cookie set in response to one caller's
+    per-call access token would otherwise be sent with the next caller's request.
+    """
+    return http.cookiejar.CookieJar(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
 
 
 def _plain_secret(value: str | SecretStr) -> str:

@@ -8,6 +8,9 @@ connection, so keep-alive works unless a step ends the connection.
 
 The server runs one thread per connection and counts accepted, open and in-flight
 connections, so a test can check what the client did from the server's side.
+
+``RawServer`` hands each accepted socket to a function instead, for exchanges that do not fit
+a parsed request followed by a response.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ _RECV_SIZE = 64 * 1024
 _SEND_SIZE = 256 * 1024
 _TLS_HANDSHAKE_TIMEOUT = 5.0
 _STOP_JOIN_TIMEOUT = 5.0
+# Seconds a RawServer socket call waits before it raises TimeoutError.
+RAW_SOCKET_TIMEOUT = 5.0
 # Connections used to fill an accept queue, and how long one may take to connect before the
 # queue counts as full.
 _MAX_BACKLOG_FILLERS = 16
@@ -397,6 +402,113 @@ class _RequestReader:
             raw += trailer
         raw += b"\r\n"
         return bytes(body), bytes(raw)
+
+
+class RawServer:
+    """A threaded loopback server that hands each accepted socket to ``handler``.
+
+    For exchanges that ``ScriptedServer`` cannot script because it reads each whole request
+    before its handler runs: a response sent before the request body is read, or a
+    half-close. Each socket has a ``RAW_SOCKET_TIMEOUT`` timeout and is closed after
+    ``handler`` returns. An exception in ``handler`` is kept in ``errors``.
+    """
+
+    def __init__(self, handler: Callable[[socket.socket], None]) -> None:
+        self.handler = handler
+        self.port = 0
+        self.accepted = 0
+        self.errors: list[BaseException] = []
+        self._stopping = threading.Event()
+        self._lock = threading.Lock()
+        self._listener: socket.socket | None = None
+        self._threads: list[threading.Thread] = []
+        self._sockets: set[socket.socket] = set()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self) -> RawServer:
+        listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        listener.bind(("127.0.0.1", 0))
+        listener.listen(16)
+        listener.settimeout(_POLL_SECONDS)
+        self._listener = listener
+        self.port = listener.getsockname()[1]
+        self._spawn(self._accept_loop)
+        return self
+
+    def stop(self) -> None:
+        self._stopping.set()
+        with self._lock:
+            sockets = list(self._sockets)
+            threads = list(self._threads)
+        for sock in sockets:
+            with contextlib.suppress(OSError):
+                sock.shutdown(socket.SHUT_RDWR)
+        for thread in threads:
+            thread.join(_STOP_JOIN_TIMEOUT)
+        if self._listener is not None:
+            self._listener.close()
+
+    def __enter__(self) -> RawServer:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    def _spawn(self, target: Callable[..., None], *args: object) -> None:
+        thread = threading.Thread(target=target, args=args, daemon=True)
+        with self._lock:
+            self._threads.append(thread)
+        thread.start()
+
+    def _accept_loop(self) -> None:
+        assert self._listener is not None
+        while not self._stopping.is_set():
+            try:
+                sock, _ = self._listener.accept()
+            except TimeoutError:
+                continue
+            except OSError:
+                return
+            with self._lock:
+                self.accepted += 1
+                self._sockets.add(sock)
+            self._spawn(self._serve, sock)
+
+    def _serve(self, sock: socket.socket) -> None:
+        try:
+            sock.settimeout(RAW_SOCKET_TIMEOUT)
+            self.handler(sock)
+        except BaseException as error:
+            with self._lock:
+                self.errors.append(error)
+        finally:
+            with contextlib.suppress(OSError):
+                sock.close()
+            with self._lock:
+                self._sockets.discard(sock)
+
+
+def read_request_head(sock: socket.socket) -> tuple[bytes, bytes]:
+    """Read a request head, and return it with the body bytes that arrived in the same reads."""
+    received = b""
+    while b"\r\n\r\n" not in received:
+        data = sock.recv(_RECV_SIZE)
+        if not data:
+            raise ConnectionError("The client closed the connection before its request head")
+        received += data
+    head, _, rest = received.partition(b"\r\n\r\n")
+    return head, rest
+
+
+def read_until_closed(sock: socket.socket) -> bytes:
+    """Read until the client closes; return every byte that arrived."""
+    received = bytearray()
+    while data := sock.recv(_RECV_SIZE):
+        received += data
+    return bytes(received)
 
 
 @contextlib.contextmanager

@@ -8,15 +8,19 @@ the transport did on the wire. Timeouts of ``HANG_BOUND`` seconds only detect ha
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import gc
 import gzip
+import logging
 import os
 import random
+import select
 import socket
 import ssl
 import threading
 import time
+import types
 import warnings
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from typing import Any
@@ -29,6 +33,7 @@ from http11_servers import (
     HOLD,
     RESET,
     Handler,
+    RawServer,
     ReceivedRequest,
     ScriptedServer,
     Sleep,
@@ -36,12 +41,17 @@ from http11_servers import (
     WaitFor,
     chunked,
     listener_with_full_backlog,
+    read_request_head,
+    read_until_closed,
     respond_ok,
     response,
     unaccepted_listener,
 )
 
+from langchain_lamatic import _http11
 from langchain_lamatic._http11 import (
+    MAX_HEAD_BYTES,
+    MAX_LINE_BYTES,
     READ_HIGH_WATER,
     AsyncHTTP11Transport,
     RawResponse,
@@ -428,10 +438,94 @@ async def test_chunked_with_content_length_prevents_reuse(
     assert server.accepted == 2
 
 
+async def test_bare_lf_response_is_read(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    # RFC 9112 section 2.2 lets a recipient accept a bare LF as a line end, and h11 does.
+    server = start_server(lambda request: [b"HTTP/1.1 200 OK\nContent-Length: 5\n\nhello"])
+    client = client_of(make_transport())
+
+    first = await client.get(server.url)
+    second = await client.get(server.url)
+
+    assert first.status_code == 200
+    assert first.headers["content-length"] == "5"
+    assert first.text == "hello"
+    assert second.text == "hello"
+    assert server.accepted == 1
+
+
+async def test_bare_lf_chunked_body_is_read(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    encoded = (
+        b"HTTP/1.1 200 OK\nTransfer-Encoding: chunked\n\n5\nhello\n6;ext\n world\n0\nX-T: 1\n\n"
+    )
+    server = start_server(lambda request: [encoded])
+    client = client_of(make_transport())
+
+    first = await client.get(server.url)
+    second = await client.get(server.url)
+
+    assert first.text == "hello world"
+    assert second.text == "hello world"
+    assert server.accepted == 1
+
+
+async def test_folded_header_is_unfolded(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    folded = b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\n\tc\r\nContent-Length: 2\r\n\r\nok"
+    server = start_server(lambda request: [folded])
+    client = client_of(make_transport())
+
+    first = await client.get(server.url)
+
+    assert first.headers["x-folded"] == "a b c"
+    assert first.text == "ok"
+
+
+async def test_http10_chunked_body_is_read_and_not_reused(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    # The server keeps the connection open, so only the client can decide not to reuse it.
+    head = b"HTTP/1.0 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+    server = start_server(lambda request: [head + chunked(b"hello")])
+    transport = make_transport()
+    client = client_of(transport)
+
+    first = await client.get(server.url)
+    second = await client.get(server.url)
+
+    assert first.text == "hello"
+    assert second.text == "hello"
+    assert server.accepted == 2
+    assert await eventually(lambda: server.closed_by_client >= 1)
+
+
+async def test_whitespace_after_chunk_size_is_accepted(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    body = b"5 \r\nhello\r\n6\t;ext\r\n world\r\n0 \t\r\n\r\n"
+    server = start_server(lambda request: [CHUNKED_HEAD + body])
+    client = client_of(make_transport())
+
+    first = await client.get(server.url)
+    await client.get(server.url)
+
+    assert first.text == "hello world"
+    assert server.accepted == 1
+
+
 # --- Malformed responses --------------------------------------------------------------------
 
 CHUNKED_HEAD = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
 TEN_BYTE_HEAD = b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\n"
+MALFORMED_STATUS_LINE = (
+    "Malformed response status line: expected 'HTTP/1.1', a 3-digit status code and a "
+    "reason phrase, got"
+)
+INVALID_CHUNK_SIZE = "Invalid chunk size line in the response body: expected a hexadecimal size"
 
 # Each case: the steps of the server's response, the expected error, and a part of its message.
 # HOLD keeps the connection open, so the transport must find the fault in the bytes alone: a
@@ -440,62 +534,93 @@ MALFORMED_RESPONSES = [
     pytest.param(
         [b"HTTP/1.1 2000 OK\r\nContent-Length: 0\r\n\r\n", HOLD],
         httpx.RemoteProtocolError,
-        "status line",
+        f"{MALFORMED_STATUS_LINE} 16 bytes that are not",
         id="four-digit-status",
     ),
     pytest.param(
         [b"HTTP/2 200 OK\r\nContent-Length: 0\r\n\r\n", HOLD],
         httpx.RemoteProtocolError,
-        "status line",
+        f"{MALFORMED_STATUS_LINE} 13 bytes that are not",
         id="unsupported-version",
     ),
     pytest.param(
         [b"hello there\r\n\r\n", HOLD],
         httpx.RemoteProtocolError,
-        "status line",
+        f"{MALFORMED_STATUS_LINE} 11 bytes that are not",
         id="no-status-line",
+    ),
+    pytest.param(
+        [b"HTTP/1.1 099 Odd\r\nContent-Length: 0\r\n\r\n", HOLD],
+        httpx.RemoteProtocolError,
+        "Invalid response status code 99",
+        id="status-below-100",
     ),
     pytest.param(
         [b"HTTP/1.1 200 OK\r\nBad Name: x\r\nContent-Length: 0\r\n\r\n", HOLD],
         httpx.RemoteProtocolError,
-        "header line",
+        "Malformed response header on line 2 of the response head",
         id="space-in-header-name",
     ),
     pytest.param(
-        [b"HTTP/1.1 200 OK\r\nX-Folded: a\r\n b\r\nContent-Length: 0\r\n\r\n", HOLD],
+        [b"HTTP/1.1 200 OK\r\n folded: a\r\nContent-Length: 0\r\n\r\n", HOLD],
         httpx.RemoteProtocolError,
-        "header line",
-        id="obsolete-line-folding",
+        "Malformed response header on line 2 of the response head",
+        id="fold-before-first-header",
     ),
     pytest.param(
+        # A bare LF ends the line, so "b" is a header line without a colon.
         [b"HTTP/1.1 200 OK\r\nX-Value: a\nb\r\nContent-Length: 0\r\n\r\n", HOLD],
         httpx.RemoteProtocolError,
-        "header value",
+        "Malformed response header on line 3 of the response head",
         id="bare-line-feed-in-value",
     ),
     pytest.param(
-        [b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * 70_000, HOLD],
+        [b"HTTP/1.1 200 OK\r\nX-Value: a\rb\r\nContent-Length: 0\r\n\r\n", HOLD],
         httpx.RemoteProtocolError,
-        "longer than 65536 bytes",
-        id="head-over-64-kib",
+        "The response header on line 2 contains a CR or NUL byte",
+        id="carriage-return-in-value",
+    ),
+    pytest.param(
+        [b"HTTP/1.1 200 OK\r\nX-Pad: " + b"a" * (MAX_HEAD_BYTES + 1024), HOLD],
+        httpx.RemoteProtocolError,
+        "The response head is longer than 102400 bytes",
+        id="head-over-100-kib",
     ),
     pytest.param(
         [b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\nok", HOLD],
         httpx.RemoteProtocolError,
-        "Conflicting Content-Length",
+        "The response has 2 different Content-Length values",
         id="conflicting-content-length",
     ),
     pytest.param(
         [b"HTTP/1.1 200 OK\r\nContent-Length: two\r\n\r\nok", HOLD],
         httpx.RemoteProtocolError,
-        "Invalid Content-Length",
+        "The response's Content-Length is not a whole number",
         id="non-numeric-content-length",
+    ),
+    pytest.param(
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: gzip, chunked\r\n\r\n" + chunked(b"x"), HOLD],
+        httpx.RemoteProtocolError,
+        "Unsupported Transfer-Encoding in the response; only 'chunked' is supported",
+        id="gzip-then-chunked",
+    ),
+    pytest.param(
+        [b"HTTP/1.1 200 OK\r\nTransfer-Encoding: identity\r\n\r\nok", HOLD],
+        httpx.RemoteProtocolError,
+        "Unsupported Transfer-Encoding in the response; only 'chunked' is supported",
+        id="identity-coding",
     ),
     pytest.param(
         [CHUNKED_HEAD + b"zz\r\nhello\r\n0\r\n\r\n", HOLD],
         httpx.RemoteProtocolError,
-        "Invalid chunk size",
+        INVALID_CHUNK_SIZE,
         id="bad-chunk-size",
+    ),
+    pytest.param(
+        [CHUNKED_HEAD + b" 5\r\nhello\r\n0\r\n\r\n", HOLD],
+        httpx.RemoteProtocolError,
+        INVALID_CHUNK_SIZE,
+        id="space-before-chunk-size",
     ),
     pytest.param(
         [CHUNKED_HEAD + b"3\r\nhello\r\n0\r\n\r\n", HOLD],
@@ -504,16 +629,16 @@ MALFORMED_RESPONSES = [
         id="chunk-longer-than-size",
     ),
     pytest.param(
-        [CHUNKED_HEAD + b"5;" + b"x" * 9000 + b"\r\nhello\r\n0\r\n\r\n", HOLD],
+        [CHUNKED_HEAD + b"5;" + b"x" * (MAX_LINE_BYTES + 1024) + b"\r\nhello\r\n0\r\n\r\n", HOLD],
         httpx.RemoteProtocolError,
-        "longer than 8192 bytes",
-        id="chunk-line-over-8-kib",
+        "A line of the chunked body is longer than 102400 bytes",
+        id="chunk-line-over-100-kib",
     ),
     pytest.param(
-        [CHUNKED_HEAD + b"5;" + b"x" * 9000, HOLD],
+        [CHUNKED_HEAD + b"5;" + b"x" * (MAX_LINE_BYTES + 1024), HOLD],
         httpx.RemoteProtocolError,
-        "longer than 8192 bytes",
-        id="unterminated-chunk-line-over-8-kib",
+        "A line of the chunked body is longer than 102400 bytes",
+        id="unterminated-chunk-line-over-100-kib",
     ),
     pytest.param(
         [CLOSE],
@@ -576,10 +701,66 @@ async def test_malformed_response_raises_httpx_error(
     assert_pool_settled(transport)
 
 
+# A credential that the server echoes into a malformed response.
+ECHOED_SECRET = "lmt_sk_Q7vR2xN9pK4wZ8mT3c"
+ECHOED_SECRET_RESPONSES = [
+    pytest.param(f"HTTP/1.1 2x0 {ECHOED_SECRET}\r\n\r\n", id="status-line"),
+    pytest.param(f"{ECHOED_SECRET} 200 OK\r\n\r\n", id="status-line-start"),
+    pytest.param(f"HTTP/1.1 200 OK\r\nBad {ECHOED_SECRET}: x\r\n\r\n", id="header-line"),
+    pytest.param(f"HTTP/1.1 200 OK\r\n{ECHOED_SECRET}\r\n\r\n", id="header-line-no-colon"),
+    pytest.param(f"HTTP/1.1 200 OK\r\nX-Echo: {ECHOED_SECRET}\r\x00\r\n\r\n", id="cr-in-value"),
+    pytest.param(
+        f"HTTP/1.1 200 OK\r\nContent-Length: {ECHOED_SECRET}\r\n\r\nok", id="content-length"
+    ),
+    pytest.param(
+        f"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: {ECHOED_SECRET}\r\n\r\nok",
+        id="conflicting-content-length",
+    ),
+    pytest.param(
+        f"HTTP/1.1 200 OK\r\nTransfer-Encoding: {ECHOED_SECRET}\r\n\r\nok",
+        id="transfer-encoding",
+    ),
+    pytest.param(
+        f"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n{ECHOED_SECRET}\r\nok\r\n",
+        id="chunk-size-line",
+    ),
+]
+
+
+def error_texts(error: BaseException) -> list[str]:
+    """Return str() and repr() of ``error`` and of every exception it was raised from."""
+    texts = []
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        texts += [str(current), repr(current)]
+        current = current.__cause__ or current.__context__
+    return texts
+
+
+@pytest.mark.parametrize("raw_response", ECHOED_SECRET_RESPONSES)
+async def test_protocol_error_omits_echoed_secret(
+    start_server: StartServer, make_transport: MakeTransport, raw_response: str
+) -> None:
+    server = start_server(lambda request: [raw_response.encode(), HOLD])
+    client = client_of(make_transport())
+
+    with pytest.raises(httpx.RemoteProtocolError) as caught:
+        await client.get(server.url)
+
+    fragments = {ECHOED_SECRET[start : start + 6] for start in range(len(ECHOED_SECRET) - 5)}
+    for text in error_texts(caught.value):
+        assert [fragment for fragment in fragments if fragment in text] == [], text
+
+
+OVERSIZED_HEAD_PAD = "a" * (110 * 1024)
+
+
 async def test_oversized_complete_head_is_rejected(
     start_server: StartServer, make_transport: MakeTransport
 ) -> None:
-    oversized = response(headers=[("X-Pad", "a" * 70_000)])
+    oversized = response(headers=[("X-Pad", OVERSIZED_HEAD_PAD)])
     go = threading.Event()
     sent = threading.Event()
 
@@ -599,8 +780,65 @@ async def test_oversized_complete_head_is_rejected(
     assert sent.wait(HANG_BOUND)
     time.sleep(0.1)  # noqa: ASYNC251 - the loop must not run until every byte has arrived
 
-    with pytest.raises(httpx.RemoteProtocolError):
+    with pytest.raises(httpx.RemoteProtocolError) as caught:
         await task
+    assert str(caught.value) == "The response head is longer than 102400 bytes"
+
+
+@pytest.mark.parametrize("terminated", [True, False], ids=["complete", "unterminated"])
+async def test_oversized_head_in_pieces_is_rejected(
+    start_server: StartServer, make_transport: MakeTransport, terminated: bool
+) -> None:
+    encoded = response(headers=[("X-Pad", OVERSIZED_HEAD_PAD)])
+    if not terminated:
+        encoded = encoded.split(b"\r\n\r\n")[0]
+
+    def dribble(request: ReceivedRequest) -> Iterator[Step]:
+        # Pieces of 8 KiB with pauses between them arrive in separate reads.
+        for start in range(0, len(encoded), 8192):
+            yield encoded[start : start + 8192]
+            yield Sleep(0.002)
+        yield HOLD
+
+    server = start_server(dribble)
+    transport = make_transport()
+
+    with pytest.raises(httpx.RemoteProtocolError) as caught:
+        await client_of(transport).get(server.url)
+
+    assert str(caught.value) == "The response head is longer than 102400 bytes"
+    assert transport.connections == []
+    assert_pool_settled(transport)
+
+
+async def test_90_kib_head_is_accepted(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    pad = "a" * (90 * 1024)
+    server = start_server(lambda request: [response(headers=[("X-Pad", pad)])])
+    client = client_of(make_transport())
+
+    first = await client.get(server.url)
+    second = await client.get(server.url)
+
+    assert first.headers["x-pad"] == pad
+    assert first.text == "ok"
+    assert second.text == "ok"
+    assert server.accepted == 1
+
+
+async def test_90_kib_chunk_extension_is_accepted(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    body = b"5;name=" + b"x" * (90 * 1024) + b"\r\nhello\r\n0\r\n\r\n"
+    server = start_server(lambda request: [CHUNKED_HEAD + body])
+    client = client_of(make_transport())
+
+    first = await client.get(server.url)
+    await client.get(server.url)
+
+    assert first.text == "hello"
+    assert server.accepted == 1
 
 
 # --- Keep-alive -----------------------------------------------------------------------------
@@ -688,6 +926,22 @@ async def test_connections_exclude_server_closed_idle(
     assert await eventually(lambda: connection.closed)
 
     assert transport.connections == []
+    assert transport.idle_count == 0
+
+
+async def test_idle_connection_closes_its_socket_on_server_fin(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    server = start_server(lambda request: [response(), Sleep(0.1), CLOSE])
+    transport = make_transport()
+    await client_of(transport).get(server.url)
+    (connection,) = transport.connections
+    assert connection.transport is not None
+    sock = connection.transport.get_extra_info("socket")
+
+    assert await eventually(lambda: sock.fileno() == -1)
+    assert transport.connections == []
+    assert transport.idle_count == 0
 
 
 async def test_expired_idle_connection_is_replaced(
@@ -702,6 +956,112 @@ async def test_expired_idle_connection_is_replaced(
 
     assert server.accepted == 2
     assert await eventually(lambda: server.closed_by_client == 1)
+
+
+async def test_expired_idle_connection_closes_without_next_request(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    server = start_server()
+    transport = make_transport(keepalive_expiry=0.2)
+    await client_of(transport).get(server.url)
+
+    await asyncio.sleep(1.0)
+
+    assert transport.connections == []
+    assert transport.idle_count == 0
+    assert await eventually(lambda: server.closed_by_client == 1)
+    # With no idle connection left, the timer is not armed again.
+    assert transport._sweep is None
+
+
+async def test_idle_connections_expire_one_after_another(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    server = start_server()
+    transport = make_transport(keepalive_expiry=0.3)
+    first = await transport.handle_async_request(build_request("GET", f"{server.url}/first"))
+    second = await transport.handle_async_request(build_request("GET", f"{server.url}/second"))
+
+    # The second connection goes idle later, so the first expiry check finds it still fresh
+    # and must arm the timer again for it.
+    await first.aread()
+    await asyncio.sleep(0.15)
+    await second.aread()
+    await asyncio.sleep(1.5)
+
+    assert transport.connections == []
+    assert transport.idle_count == 0
+    assert await eventually(lambda: server.closed_by_client == 2)
+
+
+async def test_aclose_cancels_expiry_timer(
+    start_server: StartServer, make_transport: MakeTransport
+) -> None:
+    server = start_server()
+    transport = make_transport(keepalive_expiry=60)
+    await client_of(transport).get(server.url)
+    timer = transport._sweep
+    assert timer is not None
+
+    await transport.aclose()
+
+    assert timer.cancelled()
+    assert transport._sweep is None
+
+
+@pytest.fixture
+def select_without_poll(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Make the transport check sockets as on Windows, which has no select.poll.
+
+    Returns the file descriptors that ``select.select`` was called with, in order.
+    """
+    checked: list[int] = []
+
+    def recording_select(
+        readable: list[int], writable: list[int], errors: list[int], timeout: float
+    ) -> tuple[list[int], list[int], list[int]]:
+        checked.extend(readable)
+        return select.select(readable, writable, errors, timeout)
+
+    monkeypatch.setattr(_http11, "_HAS_POLL", False)
+    # Without a poll attribute, any call to select.poll() fails the test.
+    monkeypatch.setattr(_http11, "select", types.SimpleNamespace(select=recording_select))
+    return checked
+
+
+async def test_reuse_check_without_poll_reuses_connection(
+    start_server: StartServer, make_transport: MakeTransport, select_without_poll: list[int]
+) -> None:
+    server = start_server()
+    transport = make_transport()
+    client = client_of(transport)
+
+    await client.get(server.url)
+    (connection,) = transport.connections
+    second = await client.get(server.url)
+
+    assert second.text == "ok"
+    assert server.accepted == 1
+    assert connection.fileno in select_without_poll
+
+
+async def test_reuse_check_without_poll_finds_server_close(
+    start_server: StartServer, make_transport: MakeTransport, select_without_poll: list[int]
+) -> None:
+    server = start_server(lambda request: [response(), Sleep(0.1), CLOSE])
+    transport = make_transport()
+    client = client_of(transport)
+    await client.get(server.url)
+    (connection,) = transport.connections
+
+    # The server closes during this sleep, and the loop cannot process the FIN.
+    time.sleep(0.5)  # noqa: ASYNC251 - blocking the event loop is the point of this test
+    assert not connection._eof
+    second = await client.get(server.url)
+
+    assert second.text == "ok"
+    assert server.accepted == 2
+    assert connection.fileno in select_without_poll
 
 
 async def test_unexpected_bytes_after_response_prevent_reuse(
@@ -1146,6 +1506,147 @@ async def test_header_injection_rejected_before_connecting(
     assert_pool_settled(transport)
 
 
+# --- Responses sent before the request body was read ---------------------------------------
+
+TWENTY_MB = 20 * 1024 * 1024
+TOO_LARGE = response(
+    413, b"too large", reason="Payload Too Large", headers=[("Connection", "close")]
+)
+
+
+@pytest.fixture
+def start_raw_server() -> Iterator[Callable[[Callable[[socket.socket], None]], RawServer]]:
+    """Start ``RawServer``s on loopback, each stopped when the test ends."""
+    servers: list[RawServer] = []
+
+    def start(handler: Callable[[socket.socket], None]) -> RawServer:
+        server = RawServer(handler).start()
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+def reject_unread_body(sock: socket.socket) -> None:
+    """Respond 413 after the request head, close the sending side, then drain the body.
+
+    This is nginx's lingering close. Closing at once with unread bytes would make the kernel
+    send an RST, and Linux drops received data that the client has not read yet when the
+    RST arrives, so whether any client sees the 413 would depend on timing.
+    """
+    read_request_head(sock)
+    sock.sendall(TOO_LARGE)
+    sock.shutdown(socket.SHUT_WR)
+    read_until_closed(sock)
+
+
+def close_after_head(sock: socket.socket) -> None:
+    """Close without a response after the request head, with the body unread."""
+    read_request_head(sock)
+
+
+def respond_ok_once(sock: socket.socket) -> None:
+    read_request_head(sock)
+    sock.sendall(response())
+
+
+async def twenty_mb_in_parts() -> AsyncIterator[bytes]:
+    for _ in range(20):
+        yield bytes(1024 * 1024)
+
+
+@pytest.mark.parametrize("body_kind", ["bytes", "stream"])
+async def test_response_before_unread_body_is_returned(
+    start_raw_server: Callable[..., RawServer], make_transport: MakeTransport, body_kind: str
+) -> None:
+    server = start_raw_server(reject_unread_body)
+    transport = make_transport()
+    client = client_of(transport)
+
+    rejected = []
+    for _ in range(2):
+        content = bytes(TWENTY_MB) if body_kind == "bytes" else twenty_mb_in_parts()
+        rejected.append(await client.post(server.url, content=content))
+
+    assert [item.status_code for item in rejected] == [413, 413]
+    assert rejected[0].text == "too large"
+    # The connection of the first request was not reused for the second.
+    assert server.accepted == 2
+    assert transport.connections == []
+    assert_pool_settled(transport)
+    assert server.errors == []
+
+
+async def test_request_bytes_returns_response_before_unread_body(
+    start_raw_server: Callable[..., RawServer], make_transport: MakeTransport
+) -> None:
+    server = start_raw_server(reject_unread_body)
+    transport = make_transport()
+
+    raw = await request_bytes(transport, server.url, body=bytes(TWENTY_MB))
+
+    assert raw.status_code == 413
+    assert raw.content == b"too large"
+    assert transport.connections == []
+    assert_pool_settled(transport)
+
+
+@pytest.mark.parametrize("body_kind", ["bytes", "stream"])
+async def test_unread_body_without_response_raises_write_error(
+    start_raw_server: Callable[..., RawServer], make_transport: MakeTransport, body_kind: str
+) -> None:
+    server = start_raw_server(close_after_head)
+    transport = make_transport(max_connections=1)
+    client = client_of(transport)
+    content = bytes(TWENTY_MB) if body_kind == "bytes" else twenty_mb_in_parts()
+
+    with pytest.raises(httpx.WriteError) as caught:
+        await client.post(server.url, content=content)
+
+    assert not str(caught.value).endswith(": None")
+    assert transport.connections == []
+    assert_pool_settled(transport)
+    ok_server = start_raw_server(respond_ok_once)
+    await assert_slot_is_free(client, ok_server.url)
+
+
+async def test_half_closed_server_receives_whole_body(
+    start_raw_server: Callable[..., RawServer], make_transport: MakeTransport
+) -> None:
+    half_closed = threading.Event()
+    received_bodies: list[bytes] = []
+
+    def respond_then_half_close(sock: socket.socket) -> None:
+        _, early = read_request_head(sock)
+        sock.sendall(response(body=b"accepted"))
+        sock.shutdown(socket.SHUT_WR)
+        half_closed.set()
+        received_bodies.append(early + read_until_closed(sock))
+
+    server = start_raw_server(respond_then_half_close)
+    transport = make_transport()
+    client = client_of(transport)
+
+    async def parts() -> AsyncIterator[bytes]:
+        (connection,) = transport.connections
+        yield b"first part"
+        # The rest is sent after the client has seen the server's FIN.
+        assert await eventually(lambda: connection._eof)
+        yield b"second part"
+
+    accepted = await client.post(server.url, content=parts())
+
+    assert accepted.status_code == 200
+    assert accepted.text == "accepted"
+    assert half_closed.is_set()
+    assert transport.connections == []
+    assert await eventually(lambda: len(received_bodies) == 1)
+    assert received_bodies == [b"a\r\nfirst part\r\nb\r\nsecond part\r\n0\r\n\r\n"]
+    assert server.errors == []
+
+
 # --- request_bytes --------------------------------------------------------------------------
 
 
@@ -1510,6 +2011,69 @@ def test_dead_loop_sockets_are_closed(
     assert wait_until(lambda: server.open_connections == 0)
 
 
+HAS_PROC_FD = os.path.isdir("/proc/self/fd")
+
+
+def open_socket_count() -> int:
+    """Return how many sockets this process has open, from /proc/self/fd (Linux)."""
+    count = 0
+    for name in os.listdir("/proc/self/fd"):
+        with contextlib.suppress(OSError):
+            if os.readlink(f"/proc/self/fd/{name}").startswith("socket:"):
+                count += 1
+    return count
+
+
+async def fetch_and_drop_transport(url: str) -> None:
+    """Send one request on a new transport, read the body, and drop it without aclose()."""
+    transport = AsyncHTTP11Transport()
+    fetched = await transport.handle_async_request(build_request("GET", url))
+    await fetched.aread()
+
+
+async def test_dropped_transport_closes_its_connections(start_server: StartServer) -> None:
+    server = start_server()
+    baseline = open_socket_count() if HAS_PROC_FD else 0
+
+    for _ in range(5):
+        await fetch_and_drop_transport(server.url)
+    gc.collect()
+
+    # The finalizer hands each close to the loop, which runs while eventually() polls.
+    assert await eventually(lambda: server.closed_by_client == 5)
+    assert await eventually(lambda: server.open_connections == 0)
+    if HAS_PROC_FD:
+        assert await eventually(lambda: open_socket_count() <= baseline)
+
+
+def test_dropped_transport_of_closed_loop_closes_its_sockets(start_server: StartServer) -> None:
+    server = start_server()
+    # Holding the asyncio transports keeps them from closing their sockets when collected,
+    # so only the pool's finalizer can close them.
+    kept: list[asyncio.BaseTransport] = []
+    try:
+        for _ in range(3):
+            transport = AsyncHTTP11Transport()
+            fetch_in_new_loop(transport, server.url)
+            kept += [
+                connection.transport
+                for connection in transport.connections
+                if connection.transport is not None
+            ]
+            del transport
+        gc.collect()
+
+        assert len(kept) == 3
+        assert [item.get_extra_info("socket").fileno() for item in kept] == [-1, -1, -1]
+        assert wait_until(lambda: server.closed_by_client == 3)
+    finally:
+        # asyncio warns about every transport whose loop did not close it.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ResourceWarning)
+            kept.clear()
+            gc.collect()
+
+
 # --- Constructor and URLs -------------------------------------------------------------------
 
 
@@ -1629,3 +2193,27 @@ async def test_tls_hostname_mismatch_raises_connect_error(
         await client_of(transport).get(server.url)
 
     assert_pool_settled(transport)
+
+
+async def test_tls_server_close_mid_response_logs_no_warning(
+    trustme: Any,
+    start_server: StartServer,
+    make_transport: MakeTransport,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    ca = trustme.CA()
+    # A body without Content-Length ends at the server's close, which arrives while the
+    # response is still being read.
+    server = start_server(
+        lambda request: [response(body=b"until close", content_length=False), CLOSE],
+        ssl_context=tls_server_context(ca, "127.0.0.1"),
+    )
+    client = client_of(make_transport(ssl_context=tls_client_context(ca)))
+    caplog.set_level(logging.WARNING, logger="asyncio")
+
+    first = await client.get(server.url)
+    second = await client.get(server.url)
+
+    assert first.text == "until close"
+    assert second.text == "until close"
+    assert [record.getMessage() for record in caplog.records if record.name == "asyncio"] == []
