@@ -387,8 +387,22 @@ def concurrency(
         bare_lambda = RunnableLambda(lambda payload: payload, afunc=bare_post)
         batch_config: Any = {"max_concurrency": max_concurrency}
 
+        async def sleep_only(payload: dict[str, Any]) -> Any:
+            await asyncio.sleep(SLOW_DELAY)
+            return RESULT
+
+        # LangChain's own cost at this concurrency, with no HTTP at all: no runnable's
+        # abatch can come closer to the ideal than this.
+        sleep_lambda = RunnableLambda(lambda payload: payload, afunc=sleep_only)
         await measure(
-            "bare httpx.AsyncClient POST, gathered", lambda: gather_limited(bare_post), 100
+            "RunnableLambda(asyncio.sleep(0.05)).abatch, no HTTP",
+            lambda: sleep_lambda.abatch(inputs, config=batch_config),
+            100,
+        )
+        await measure(
+            "bare httpx.AsyncClient POST (httpcore pool), gathered",
+            lambda: gather_limited(bare_post),
+            100,
         )
         await measure(
             "RunnableLambda(bare POST).abatch",
