@@ -63,7 +63,7 @@ Origin = tuple[str, str, int]
 
 _HAS_POLL: Final = hasattr(select, "poll")
 
-# How a response body ends.
+# Kinds of response body framing.
 _EMPTY: Final = 0
 _LENGTH: Final = 1
 _CHUNKED: Final = 2
@@ -556,7 +556,7 @@ class _ResponseStream(httpx.AsyncByteStream):
             while True:
                 size = _chunk_size(await connection.read_line(timeout))
                 if size == 0:
-                    # Trailer fields are read and dropped, as httpx does.
+                    # Trailer fields are read and dropped, as httpcore does.
                     while await connection.read_line(timeout):
                         pass
                     return
@@ -591,7 +591,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
     """A pool of HTTP/1.1 connections for one event loop.
 
     Args:
-        max_connections: the most connections open at once, idle ones included.
+        max_connections: the maximum number of connections open at once, idle ones included.
         keepalive_expiry: seconds an idle connection is kept before it is closed.
         ssl_context: the TLS settings for ``https``; by default httpx's, which honour
             ``SSL_CERT_FILE`` and ``SSL_CERT_DIR``.

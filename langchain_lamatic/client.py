@@ -1322,7 +1322,7 @@ class LamaticClient:
         access_token: str | SecretStr | None,
         project_id: str | None,
     ) -> list[tuple[bytes, bytes]]:
-        """Return the headers ``client.build_request`` would send, but Host and Content-Length.
+        """Return the headers ``client.build_request`` would send, except Host and Content-Length.
 
         The AsyncClient's defaults (Accept-Encoding, Connection) come first, and ours replace
         any default of the same name. Every value of ours is checked to be printable ASCII.
