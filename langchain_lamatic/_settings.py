@@ -157,7 +157,7 @@ def resolve_text(value: str | None, *, argument: str, env: str, example: str) ->
         problem = header_value_problem(resolved, allow_spaces=True)
         if problem is not None:
             raise ValueError(
-                f"Invalid {argument} {resolved!r} (from {argument}= or {env}): it contains "
+                f"Invalid {argument} (from {argument}= or {env}): it contains "
                 f"{problem}, which cannot be sent in the x-project-id header. Copy the id "
                 "again from Lamatic Studio."
             )
@@ -173,6 +173,12 @@ def is_loopback_host(host: str) -> bool:
         return ipaddress.ip_address(host).is_loopback
     except ValueError:
         return False
+
+
+def _describe_url_error(error: Exception) -> str:
+    """Return httpx's reason for rejecting a URL, without any quoted part of the URL."""
+    text = str(error)
+    return text.split(":", 1)[0] if ":" in text else text
 
 
 def normalise_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> str:
@@ -191,10 +197,16 @@ def normalise_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> s
     try:
         url = httpx.URL(raw)
     except (httpx.InvalidURL, TypeError) as error:
-        raise ValueError(f"Invalid endpoint {raw!r}: {error}") from None
-    if url.scheme not in ("http", "https") or not url.host:
+        # httpx's message names the problem; the text itself is not shown, because a
+        # credential pasted into the wrong argument would be echoed.
         raise ValueError(
-            f"Invalid endpoint {raw!r}: expected an http(s) URL such as "
+            f"Invalid endpoint ({len(raw)} characters): {_describe_url_error(error)}; expected "
+            "an http(s) URL such as https://<project>.lamatic.dev/graphql"
+        ) from None
+    if url.scheme not in ("http", "https") or not url.host:
+        scheme = f" with scheme {url.scheme!r}" if url.scheme.isalnum() and url.host else ""
+        raise ValueError(
+            f"Invalid endpoint ({len(raw)} characters){scheme}: expected an http(s) URL such as "
             "https://<project>.lamatic.dev/graphql."
         )
     if url.userinfo:
@@ -203,7 +215,12 @@ def normalise_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> s
             "api_key= or access_token= instead."
         )
     if url.query or url.fragment:
-        raise ValueError(f"Invalid endpoint {raw!r}: remove the query string or fragment.")
+        # A query string may carry a key, so only the part before it is shown.
+        shown = str(url.copy_with(query=None, fragment=None))
+        raise ValueError(
+            f"Invalid endpoint {shown!r} with a query string or fragment: remove them, and pass "
+            "credentials as api_key= or access_token="
+        )
     if url.scheme == "http" and not allow_insecure_http and not is_loopback_host(url.host):
         raise ValueError(
             f"Rejected plain http:// endpoint for {url.host!r}: the credential would travel "

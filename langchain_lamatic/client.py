@@ -157,9 +157,33 @@ def _coerce_timeout(timeout: TimeoutTypes) -> httpx.Timeout:
         or not 0 < timeout <= MAX_TIMEOUT
     ):
         raise ValueError(
-            f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:g}, got {timeout!r}"
+            f"timeout must be a positive number of seconds up to {MAX_TIMEOUT:g}, "
+            f"got {_shown(timeout)}"
         )
     return httpx.Timeout(float(timeout), connect=min(float(timeout), DEFAULT_TIMEOUT.connect or 10))
+
+
+# A bytes or bytearray repr, as h11 quotes response bytes in its errors.
+_QUOTED_BYTES = re.compile(r"""(?:bytearray\()?b(['"])(?:\\.|(?!\1).)*\1\)?""")
+
+
+def _without_quoted_bytes(text: str) -> str:
+    """Replace each quoted bytes value in an httpx error message with its length.
+
+    h11 quotes the part of a response it could not parse, shortened, so a credential that a
+    server echoed there could survive redaction, which only finds whole secrets.
+    """
+    return _QUOTED_BYTES.sub(lambda match: f"<{len(match.group(0))} characters of response>", text)
+
+
+def _shown(value: object) -> str:
+    """Return a number as itself and anything else as its type name.
+
+    A str given where a number belongs may be a credential passed in the wrong argument.
+    """
+    if isinstance(value, (int, float)):
+        return repr(value)
+    return f"a {type(value).__name__}"
 
 
 def _check_id(value: object, argument: str) -> str:
@@ -326,13 +350,15 @@ class LamaticClient:
         if access_token_provider is not None and not callable(access_token_provider):
             raise TypeError("access_token_provider must be a callable returning a str")
         if isinstance(max_retries, bool) or not isinstance(max_retries, int) or max_retries < 0:
-            raise ValueError(f"max_retries must be an int of 0 or more, got {max_retries!r}")
+            raise ValueError(f"max_retries must be an int of 0 or more, got {_shown(max_retries)}")
         if (
             isinstance(max_connections, bool)
             or not isinstance(max_connections, int)
             or max_connections < 1
         ):
-            raise ValueError(f"max_connections must be a positive int, got {max_connections!r}")
+            raise ValueError(
+                f"max_connections must be a positive int, got {_shown(max_connections)}"
+            )
 
         self.access_token_provider = access_token_provider
         self.timeout = _coerce_timeout(timeout)
@@ -1328,12 +1354,8 @@ class LamaticClient:
         any default of the same name. Every value of ours is checked to be printable ASCII.
         """
         headers = self._headers(accept=accept, access_token=access_token, project_id=project_id)
-        ours = {name.lower() for name in headers}
-        raw = [
-            (name.encode("ascii"), value.encode("ascii"))
-            for name, value in client.headers.items()
-            if name.lower() not in ours
-        ]
+        ours = {name.lower().encode("ascii") for name in headers}
+        raw = [(name, value) for name, value in client.headers.raw if name.lower() not in ours]
         raw.extend((name.encode("ascii"), value.encode("ascii")) for name, value in headers.items())
         return raw
 
@@ -1343,7 +1365,9 @@ class LamaticClient:
         """Map an httpx failure to a typed error, and return whether the request was sent."""
         sent = not isinstance(error, (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout))
         what = describe_target(call.operation, call.flow_id, call.agent_id)
-        detail = redact(str(error) or type(error).__name__, self._secrets(call))
+        detail = redact(
+            _without_quoted_bytes(str(error)) or type(error).__name__, self._secrets(call)
+        )
         common: dict[str, Any] = {
             "operation": call.operation,
             "flow_id": call.flow_id,

@@ -355,3 +355,61 @@ def test_environment_credential_stays_out_of_errors(monkeypatch: pytest.MonkeyPa
     texts = _exception_texts(caught.value)
     _assert_clean(texts)
     _assert_no_fragment(texts)
+
+
+# --- Text a credential could be pasted or echoed into ---------------------------------------
+
+FRAGMENT = "k9Fq2Lm8Zx4Vb7Nw3Ty6R"
+
+
+@pytest.mark.parametrize(
+    "message",
+    [
+        f"illegal status line: bytearray(b'HTTP/1.1 4x1 {FRAGMENT}')",
+        f"Invalid header value b'{FRAGMENT}\\x00'",
+        f'illegal header line: bytearray(b"X-{FRAGMENT}: \\"quoted\\"")',
+    ],
+    ids=["status-line", "header-value", "double-quoted"],
+)
+def test_quoted_response_bytes_leave_transport_errors(message: str) -> None:
+    # h11 quotes a shortened part of the response it rejected, which redaction of whole
+    # secrets cannot recognise when a server echoed a credential there.
+    def reject(request: httpx.Request) -> httpx.Response:
+        raise httpx.RemoteProtocolError(message, request=request)
+
+    client = _client(reject, max_retries=0)
+
+    with pytest.raises(LamaticError) as caught:
+        client.execute_flow("f", {})
+
+    texts = _exception_texts(caught.value)
+    assert all(FRAGMENT not in text for text in texts)
+    assert "characters of response" in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    ("settings", "expected"),
+    [
+        ({"endpoint": f"https://x.lamatic.dev/graphql?key={SENTINEL_KEY}"}, "query string"),
+        ({"endpoint": f"{SENTINEL_KEY} https://x"}, "Invalid endpoint"),
+        ({"project_id": f"{SENTINEL_KEY}\x00"}, "control character"),
+        ({"timeout": SENTINEL_KEY}, "got a str"),
+        ({"max_retries": SENTINEL_KEY}, "got a str"),
+        ({"max_connections": SENTINEL_KEY}, "got a str"),
+    ],
+    ids=["endpoint-query", "endpoint-text", "project-id", "timeout", "max-retries", "connections"],
+)
+def test_misplaced_credential_is_not_echoed(settings: dict[str, Any], expected: str) -> None:
+    arguments: dict[str, Any] = {
+        "endpoint": ENDPOINT,
+        "project_id": PROJECT_ID,
+        "api_key": "lt-" + "b" * 24,
+        **settings,
+    }
+
+    with pytest.raises(ValueError, match=expected) as caught:
+        LamaticClient(**arguments)
+
+    texts = _exception_texts(caught.value)
+    _assert_clean(texts)
+    _assert_no_fragment(texts)
