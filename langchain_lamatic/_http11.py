@@ -58,6 +58,8 @@ _LINE_END: Final = re.compile(rb"\r?\n")
 _FORBIDDEN_IN_VALUES: Final = re.compile(rb"[\r\n\x00]")
 # A reason phrase: tabs, spaces, visible ASCII and obsolete non-ASCII text (RFC 9112).
 _REASON: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
+# HTTP/1.0, HTTP/1.1 or a later minor version, which RFC 9110 section 2.5 says to treat as 1.1.
+_VERSION: Final = re.compile(rb"HTTP/1\.[0-9]")
 
 Origin = tuple[str, str, int]
 
@@ -390,7 +392,7 @@ def _parse_head(head: bytes) -> tuple[int, bytes, bytes, list[tuple[bytes, bytes
     parts = lines[0].split(b" ", 2)
     if (
         len(parts) < 2
-        or parts[0] not in (b"HTTP/1.1", b"HTTP/1.0")
+        or not _VERSION.fullmatch(parts[0])
         or len(parts[1]) != 3
         or not parts[1].isdigit()
         or not _REASON.fullmatch(parts[2] if len(parts) == 3 else b"")
@@ -444,7 +446,7 @@ def _body_framing(
     single ``chunked``, as h11 does.
     """
     connection = _tokens(headers, b"connection")
-    keep_alive = version == b"HTTP/1.1" and b"close" not in connection
+    keep_alive = version != b"HTTP/1.0" and b"close" not in connection
     if method == "HEAD" or status in (204, 304):
         return _EMPTY, 0, keep_alive
     transfer_encoding = _tokens(headers, b"transfer-encoding")

@@ -1056,3 +1056,17 @@ async def test_idle_connection_after_eof_is_not_reusable() -> None:
     connection.eof_received()
 
     assert not connection.is_reusable()
+
+
+def test_parse_head_accepts_later_minor_version() -> None:
+    # RFC 9110 section 2.5: a recipient treats a higher minor version as the highest it knows.
+    status, _, version, headers = _parse_head(b"HTTP/1.2 200 OK\r\nContent-Length: 2")
+
+    assert status == 200
+    assert version == b"HTTP/1.2"
+    assert _body_framing("GET", status, version, headers) == (_LENGTH, 2, True)
+
+
+def test_parse_head_rejects_http_2_status_line() -> None:
+    with pytest.raises(httpx.RemoteProtocolError, match="Malformed response status line"):
+        _parse_head(b"HTTP/2.0 200 OK")
