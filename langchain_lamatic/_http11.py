@@ -87,25 +87,40 @@ def _is_stock(function: object, module_prefix: str) -> bool:
     )
 
 
+# The last function seen at each patchable place, and whether it was the stock one. A call
+# costs a few attribute reads while nothing changes, instead of inspecting each function.
+_stock_memo: dict[str, tuple[object, bool]] = {}
+
+
+def _is_stock_at(place: str, function: object, module_prefix: str) -> bool:
+    memo = _stock_memo.get(place)
+    if memo is not None and memo[0] is function:
+        return memo[1]
+    stock = _is_stock(function, module_prefix)
+    _stock_memo[place] = (function, stock)
+    return stock
+
+
 def is_mocking_active() -> bool:
     """Return whether a mock has patched httpx's async client or transport, or httpcore's pool.
 
     A patch of ``AsyncClient.send`` counts too, so that the client's direct path, which skips
     ``send``, is not taken while a test replaces it.
     """
-    patched_httpx = (
-        httpx.AsyncHTTPTransport.handle_async_request,
-        httpx.AsyncClient.send,
-        getattr(httpx.AsyncClient, "_send_single_request", None),
-    )
-    if not all(_is_stock(function, "httpx.") for function in patched_httpx):
+    if not (
+        _is_stock_at("transport", httpx.AsyncHTTPTransport.handle_async_request, "httpx.")
+        and _is_stock_at("send", httpx.AsyncClient.send, "httpx.")
+        and _is_stock_at(
+            "send_single", getattr(httpx.AsyncClient, "_send_single_request", None), "httpx."
+        )
+    ):
         return True
     httpcore = sys.modules.get("httpcore")
     if httpcore is None:
         return False
     pool_class = getattr(httpcore, "AsyncConnectionPool", None)
-    return pool_class is not None and not _is_stock(
-        getattr(pool_class, "handle_async_request", None), "httpcore."
+    return pool_class is not None and not _is_stock_at(
+        "pool", getattr(pool_class, "handle_async_request", None), "httpcore."
     )
 
 
