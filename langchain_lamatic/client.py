@@ -1387,6 +1387,18 @@ class LamaticClient:
             sent,
         )
 
+    def _closed_client_error(self, call: _Call, attempts: int) -> LamaticConnectionError:
+        what = describe_target(call.operation, call.flow_id, call.agent_id)
+        return LamaticConnectionError(
+            f"{what} was stopped because the client was closed with aclose() while the call "
+            "was in progress",
+            hint="Close the client only after its calls have finished, or cancel them first",
+            operation=call.operation,
+            flow_id=call.flow_id,
+            agent_id=call.agent_id,
+            attempts=attempts,
+        )
+
     def _after_failure(
         self, call: _Call, error: LamaticError, attempt: int, sent: bool
     ) -> float | None:
@@ -1534,8 +1546,14 @@ class LamaticClient:
                     status_code, headers, body = await self._asend_once(
                         client, call, access_token=access_token, project_id=project_id
                     )
-            except httpx.HTTPError as http_error:
-                error, sent = self._transport_error(call, http_error, attempt)
+            except (httpx.HTTPError, RuntimeError) as failure:
+                if client.is_closed:
+                    # aclose() ran while this call was in flight or waiting to retry; httpx
+                    # reports that as a dropped connection or a RuntimeError.
+                    raise self._closed_client_error(call, attempt) from None
+                if isinstance(failure, RuntimeError):
+                    raise
+                error, sent = self._transport_error(call, failure, attempt)
                 wait = self._after_failure(call, error, attempt, sent)
                 if wait is None:
                     raise error from None

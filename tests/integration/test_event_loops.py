@@ -283,3 +283,28 @@ def test_closed_loops_are_not_kept_alive(server: LamaticTestServer) -> None:
 
     assert [ref for ref in loops if ref() is not None] == []
     assert client_connections(server.port) == 0
+
+
+def test_aclose_during_calls_raises_connection_error(server: LamaticTestServer) -> None:
+    from langchain_lamatic import LamaticConnectionError
+    from langchain_lamatic.testing import Fault
+
+    client = LamaticClient(
+        endpoint=server.endpoint, project_id=server.project_id, api_key=server.api_key
+    )
+    server.add_flow("slow-close", lambda payload: {"ok": True}, delay=5.0)
+    # The second call waits out a Retry-After of 2 s when aclose() runs.
+    server.inject(Fault.status(503, retry_after=2), times=1)
+
+    async def run() -> list[Any]:
+        waiting = asyncio.create_task(client.aexecute_flow("slow-close", {}))
+        await asyncio.sleep(0.5)
+        in_flight = asyncio.create_task(client.aexecute_flow("slow-close", {}))
+        await asyncio.sleep(0.5)
+        await client.aclose()
+        return await asyncio.gather(waiting, in_flight, return_exceptions=True)
+
+    outcomes = asyncio.run(run())
+
+    assert all(isinstance(outcome, LamaticConnectionError) for outcome in outcomes), outcomes
+    assert all("closed with aclose()" in str(outcome) for outcome in outcomes)
