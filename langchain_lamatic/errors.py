@@ -124,7 +124,7 @@ class LamaticError(Exception):
 def _rebuild_error(cls: type[LamaticError], message: str, fields: dict[str, Any]) -> LamaticError:
     retry_after = fields.pop("retry_after", None)
     error = cls(message, **fields)
-    if isinstance(error, _RETRY_AFTER_ERRORS):
+    if isinstance(error, _RetryAfterError):
         error.retry_after = retry_after
     return error
 
@@ -175,11 +175,8 @@ class LamaticNotFoundError(LamaticError):
     )
 
 
-class LamaticRateLimitError(LamaticError):
-    """HTTP 429. ``retry_after`` is the server's requested wait in seconds, when it sent one."""
-
-    retryable = True
-    hint = "Slow down, or raise max_retries so the client waits and retries"
+class _RetryAfterError(LamaticError):
+    """An error that carries ``retry_after``, read from the response's ``Retry-After`` header."""
 
     def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
         super().__init__(message, **kwargs)
@@ -189,7 +186,14 @@ class LamaticRateLimitError(LamaticError):
         return {**super()._fields(), "retry_after": self.retry_after}
 
 
-class LamaticServerError(LamaticError):
+class LamaticRateLimitError(_RetryAfterError):
+    """HTTP 429. ``retry_after`` is the server's requested wait in seconds, when it sent one."""
+
+    retryable = True
+    hint = "Slow down, or raise max_retries so the client waits and retries"
+
+
+class LamaticServerError(_RetryAfterError):
     """HTTP 5xx, including bodies that are not JSON, such as a proxy's HTML error page.
 
     ``retry_after`` is the wait in seconds that the response's ``Retry-After`` header
@@ -198,13 +202,6 @@ class LamaticServerError(LamaticError):
 
     retryable = True
     hint = "The Lamatic service or a proxy in front of it failed; try again later"
-
-    def __init__(self, message: str, *, retry_after: float | None = None, **kwargs: Any) -> None:
-        super().__init__(message, **kwargs)
-        self.retry_after = retry_after
-
-    def _fields(self) -> dict[str, Any]:
-        return {**super()._fields(), "retry_after": self.retry_after}
 
 
 class LamaticResponseError(LamaticError):
@@ -218,9 +215,6 @@ class LamaticExecutionError(LamaticError):
 
     hint = "The flow itself failed; see its run log in Lamatic Studio"
 
-
-_RETRY_AFTER_ERRORS = (LamaticRateLimitError, LamaticServerError)
-"""The errors that carry ``retry_after``, read from the response's ``Retry-After`` header."""
 
 RETRYABLE_ERRORS: tuple[type[LamaticError], ...] = (
     LamaticConnectionError,
@@ -420,12 +414,17 @@ def _build_error(
     error_class: type[LamaticError], message: str, retry_after: float | None, **fields: Any
 ) -> LamaticError:
     """Build ``error_class``, adding the server's requested wait when the class carries it."""
-    if not issubclass(error_class, _RETRY_AFTER_ERRORS):
+    if not issubclass(error_class, _RetryAfterError):
         return error_class(message, **fields)
     if retry_after is not None:
         # A wait longer than the client's cap raises at once, so the caller needs to see it.
         message = f"{message}; the server asked to wait {retry_after:g} s"
     return error_class(message, retry_after=retry_after, **fields)
+
+
+def _retry_after_of(headers: Mapping[str, str] | None) -> float | None:
+    """Return the parsed ``Retry-After`` header. Only error paths read it."""
+    return parse_retry_after((headers or {}).get("retry-after"))
 
 
 def describe_target(operation: str | None, flow_id: str | None, agent_id: str | None) -> str:
@@ -502,7 +501,6 @@ def classify_response(
         "body_excerpt": excerpt,
     }
     what = describe_target(operation, flow_id, agent_id)
-    retry_after = parse_retry_after((headers or {}).get("retry-after"))
 
     if status_code >= 400 or not 200 <= status_code < 300:
         error_class = _STATUS_ERRORS.get(status_code)
@@ -520,7 +518,7 @@ def classify_response(
         else:
             reason = "no GraphQL errors in the body"
         message = redact(f"{what} failed with HTTP {status_code}: {reason}", secrets)
-        raise _build_error(error_class, message, retry_after, **common)
+        raise _build_error(error_class, message, _retry_after_of(headers), **common)
 
     if has_errors:
         raise classify_graphql_errors(
@@ -531,7 +529,7 @@ def classify_response(
             agent_id=agent_id,
             body_excerpt=excerpt,
             secrets=secrets,
-            retry_after=retry_after,
+            retry_after=_retry_after_of(headers),
         )
     if document is None:
         reason = "an empty body" if not body.strip() else "a body that is not valid JSON"
