@@ -58,7 +58,8 @@ _LINE_END: Final = re.compile(rb"\r?\n")
 _FORBIDDEN_IN_VALUES: Final = re.compile(rb"[\r\n\x00]")
 # A reason phrase: tabs, spaces, visible ASCII and obsolete non-ASCII text (RFC 9112).
 _REASON: Final = re.compile(rb"[\t\x20-\x7e\x80-\xff]*")
-# HTTP/1.0, HTTP/1.1 or a later minor version, which RFC 9110 section 2.5 says to treat as 1.1.
+# HTTP/1.0, HTTP/1.1 or a later minor version, which RFC 9110 section 2.5 asks recipients to
+# treat as 1.1.
 _VERSION: Final = re.compile(rb"HTTP/1\.[0-9]")
 
 Origin = tuple[str, str, int]
@@ -165,7 +166,7 @@ class _Connection(asyncio.Protocol):
         self.loop = loop
         self.origin = origin
         # A pool's method is held weakly, so that connections registered with the event loop
-        # do not keep an abandoned pool alive; its finalizer then closes them.
+        # do not keep an abandoned pool alive. The pool's finalizer then closes them.
         self._on_lost: Callable[[], Callable[[_Connection], None] | None] = (
             weakref.WeakMethod(on_lost) if inspect.ismethod(on_lost) else lambda: on_lost
         )
@@ -672,8 +673,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
     # Sending
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        if self._closed:
-            raise RuntimeError("This transport is closed; create a new client to send requests")
+        self._check_open()
         if is_mocking_active():
             return await self._get_stock_transport().handle_async_request(request)
         origin = self._origin_of(request.url)
@@ -710,8 +710,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
         decoded as httpx would decode it. While a mock is active the request goes through
         the stock httpx transport, as ``handle_async_request`` does.
         """
-        if self._closed:
-            raise RuntimeError("This transport is closed; create a new client to send requests")
+        self._check_open()
         timeouts = _Timeouts(timeout.connect, timeout.read, timeout.write, timeout.pool)
         if is_mocking_active():
             request = httpx.Request(
@@ -919,6 +918,10 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
 
     # Connections
 
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeError("This transport is closed; create a new client to send requests")
+
     def _check_loop(self) -> None:
         loop = asyncio.get_running_loop()
         if self._loop is None:
@@ -932,11 +935,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
         stack = self._idle.get(origin)
         if not stack:
             return None
-        oldest_allowed = time.monotonic() - self.keepalive_expiry
-        # The oldest connections sit at the bottom of the stack and expire first.
-        while stack and stack[0].idle_since < oldest_allowed:
-            self._idle_count -= 1
-            self._discard(stack.pop(0))
+        self._discard_expired(stack, time.monotonic() - self.keepalive_expiry)
         while stack:
             connection = stack.pop()
             self._idle_count -= 1
@@ -944,6 +943,12 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
                 return connection
             self._discard(connection)
         return None
+
+    def _discard_expired(self, stack: list[_Connection], oldest_allowed: float) -> None:
+        # The oldest connections sit at the bottom of the stack and expire first.
+        while stack and stack[0].idle_since < oldest_allowed:
+            self._idle_count -= 1
+            self._discard(stack.pop(0))
 
     def _arm_sweep(self, delay: float) -> None:
         assert self._loop is not None  # noqa: S101 - set by the first request
@@ -956,9 +961,7 @@ class AsyncHTTP11Transport(httpx.AsyncBaseTransport):
         oldest_allowed = now - self.keepalive_expiry
         oldest_left: float | None = None
         for stack in self._idle.values():
-            while stack and stack[0].idle_since < oldest_allowed:
-                self._idle_count -= 1
-                self._discard(stack.pop(0))
+            self._discard_expired(stack, oldest_allowed)
             if stack and (oldest_left is None or stack[0].idle_since < oldest_left):
                 oldest_left = stack[0].idle_since
         if oldest_left is not None and not self._closed:
