@@ -216,10 +216,10 @@ def normalise_endpoint(endpoint: str, *, allow_insecure_http: bool = False) -> s
         )
     if url.query or url.fragment:
         # A query string may carry a key, so only the part before it is shown.
-        shown = str(url.copy_with(query=None, fragment=None))
+        without_query = str(url.copy_with(query=None, fragment=None))
         raise ValueError(
-            f"Invalid endpoint {shown!r} with a query string or fragment: remove them, and pass "
-            "credentials as api_key= or access_token="
+            f"Invalid endpoint {without_query!r} with a query string or fragment: remove "
+            "them, and pass credentials as api_key= or access_token="
         )
     if url.scheme == "http" and not allow_insecure_http and not is_loopback_host(url.host):
         raise ValueError(

@@ -1388,9 +1388,9 @@ class LamaticClient:
         )
 
     def _closed_client_error(self, call: _Call, attempts: int) -> LamaticConnectionError:
-        what = describe_target(call.operation, call.flow_id, call.agent_id)
+        subject = describe_target(call.operation, call.flow_id, call.agent_id)
         return LamaticConnectionError(
-            f"{what} was stopped because the client was closed with aclose() while the call "
+            f"{subject} was stopped because the client was closed with aclose() while the call "
             "was in progress",
             hint="Close the client only after its calls have finished, or cancel them first",
             operation=call.operation,

@@ -1059,7 +1059,7 @@ async def test_idle_connection_after_eof_is_not_reusable() -> None:
 
 
 def test_parse_head_accepts_later_minor_version() -> None:
-    # RFC 9110 section 2.5: a recipient treats a higher minor version as the highest it knows.
+    # RFC 9110 section 2.5: a recipient treats a higher minor version as the highest it implements.
     status, _, version, headers = _parse_head(b"HTTP/1.2 200 OK\r\nContent-Length: 2")
 
     assert status == 200

@@ -96,7 +96,7 @@ async def test_plain_call_traces_the_same_run(lamatic: MockLamatic) -> None:
     assert sync_tree[0]["run_type"] == "chain"
 
 
-async def test_tags_metadata_and_run_name_are_traced_the_same(lamatic: MockLamatic) -> None:
+async def test_config_fields_traced_the_same(lamatic: MockLamatic) -> None:
     config: RunnableConfig = {
         "tags": ["nightly"],
         "metadata": {"user": "u-1"},
@@ -147,7 +147,7 @@ async def test_run_id_from_config_names_the_run(lamatic: MockLamatic) -> None:
     assert tracer.roots[0].id == run_id
 
 
-async def test_run_id_is_not_reused_by_a_second_call(lamatic: MockLamatic) -> None:
+async def test_run_id_not_reused(lamatic: MockLamatic) -> None:
     tracer = TreeTracer()
     run_id = uuid4()
     config: Any = {"callbacks": [tracer], "run_id": run_id}
@@ -215,7 +215,7 @@ async def test_poll_events_are_traced_the_same(lamatic: MockLamatic) -> None:
     assert sync_tree[0]["custom_events"] == ["lamatic_poll", "lamatic_poll"]
 
 
-async def test_nested_code_sees_the_flow_run_as_parent(lamatic: MockLamatic) -> None:
+async def test_nested_code_sees_parent(lamatic: MockLamatic) -> None:
     # Custom events dispatched from inside the flow's run (as the poll loop does) and the
     # config context that nested runnables inherit must both point at the flow's run.
     seen: dict[str, Any] = {}
@@ -239,7 +239,7 @@ async def test_nested_code_sees_the_flow_run_as_parent(lamatic: MockLamatic) -> 
     assert tracer.custom_events[root.id] == ["inside"]
 
 
-def test_sync_nested_code_sees_the_flow_run_as_parent(lamatic: MockLamatic) -> None:
+def test_sync_nested_code_sees_parent(lamatic: MockLamatic) -> None:
     seen: dict[str, Any] = {}
     runnable = flow(lamatic)
     original = runnable._client.execute_flow
